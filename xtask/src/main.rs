@@ -1,0 +1,59 @@
+//! `cargo xtask`: the project's chores, one subcommand per file.
+//!
+//! Run `cargo xtask --help` for the list. Paths default to this workspace, so the commands
+//! work from any directory.
+
+mod baselines;
+mod train_tokenizer;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "strata's development tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the byte-level BPE tokenizer on datasets/kjv/train.txt.
+    TrainTokenizer(train_tokenizer::Args),
+    /// Unigram and bigram perplexities of the KJV splits under the tokenizer.
+    Baselines(baselines::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::TrainTokenizer(args) => train_tokenizer::run(&args),
+        Command::Baselines(args) => baselines::run(&args),
+    }
+}
+
+/// The workspace root, where `datasets/` lives.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// The non-empty lines of a text file, or an error naming the file.
+pub fn read_lines(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the corpus file", path.display()))?;
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    anyhow::ensure!(
+        !lines.is_empty(),
+        "{}: the corpus file is empty",
+        path.display()
+    );
+    Ok(lines)
+}
