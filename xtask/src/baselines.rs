@@ -17,10 +17,16 @@
 //!   continuation unigram, which is itself discounted and interpolated with the uniform
 //!   distribution, so every token has a non-zero probability. Nothing is tuned on the
 //!   scored splits.
+//!
+//! **Multiple-choice tasks.** Each item of `datasets/tasks/*.jsonl` is scored the way
+//! `datasets/tasks/README.md` prescribes for a language model: the choice's tokens are those
+//! of `context + choice` after the context's tokens, the context is preceded by
+//! `<|endoftext|>`, and a choice's score is the sum of its tokens' log-probabilities
+//! (`acc`), or that sum divided by the choice's length in bytes (`acc_norm`).
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, ensure};
 use serde_json::json;
@@ -39,6 +45,9 @@ pub struct Args {
     /// Folder holding train.txt, valid.txt and test.txt [default: datasets/kjv].
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Folder of multiple-choice task files (*.jsonl) [default: datasets/tasks].
+    #[arg(long)]
+    tasks: Option<PathBuf>,
     /// Where to write the results as JSON [default: <data>/baselines.json].
     #[arg(long)]
     json: Option<PathBuf>,
@@ -54,6 +63,10 @@ pub fn run(args: &Args) -> Result<()> {
         .data
         .clone()
         .unwrap_or_else(|| root.join("datasets/kjv"));
+    let tasks_dir = args
+        .tasks
+        .clone()
+        .unwrap_or_else(|| root.join("datasets/tasks"));
     let json_path = args
         .json
         .clone()
@@ -139,6 +152,31 @@ pub fn run(args: &Args) -> Result<()> {
         }));
     }
 
+    println!("multiple-choice accuracy (chance 0.25)");
+    println!(
+        "{:<16} {:>6} {:>12} {:>16} {:>12} {:>16}",
+        "task", "items", "unigram acc", "unigram acc_norm", "bigram acc", "bigram acc_norm"
+    );
+    let mut task_rows = Vec::new();
+    for (name, items) in read_tasks(&tasks_dir)? {
+        let unigram_scores = score_choices(&tokenizer, &items, eot, |_, w| unigram.prob(w))?;
+        let bigram_scores = score_choices(&tokenizer, &items, eot, |v, w| bigram.prob(v, w))?;
+        let (unigram_acc, unigram_acc_norm) = accuracy(&items, &unigram_scores);
+        let (bigram_acc, bigram_acc_norm) = accuracy(&items, &bigram_scores);
+        println!(
+            "{name:<16} {:>6} {unigram_acc:>12.3} {unigram_acc_norm:>16.3} {bigram_acc:>12.3} {bigram_acc_norm:>16.3}",
+            items.len()
+        );
+        task_rows.push(json!({
+            "task": name,
+            "n_items": items.len(),
+            "unigram_acc": unigram_acc,
+            "unigram_acc_norm": unigram_acc_norm,
+            "bigram_acc": bigram_acc,
+            "bigram_acc_norm": bigram_acc_norm,
+        }));
+    }
+
     let report = json!({
         "tokenizer": "datasets/tokenizer/tokenizer.json",
         "n_vocab": n_vocab,
@@ -147,6 +185,7 @@ pub fn run(args: &Args) -> Result<()> {
         "bigram": "interpolated Kneser-Ney, absolute discount D = n1 / (n1 + 2 n2), continuation unigram interpolated with uniform",
         "bigram_discount": bigram.discount,
         "splits": rows,
+        "tasks": task_rows,
     });
     let text = serde_json::to_string_pretty(&report)? + "\n";
     fs::write(&json_path, text)
@@ -163,6 +202,128 @@ fn token_stream(tokenizer: &Tokenizer, lines: &[String], eot: u32) -> Result<Vec
         stream.push(eot);
     }
     Ok(stream)
+}
+
+/// One multiple-choice item of `datasets/tasks/*.jsonl`.
+struct TaskItem {
+    context: String,
+    choices: Vec<String>,
+    answer: usize,
+}
+
+/// Every `*.jsonl` file of `dir`, sorted by name, as (file stem, items).
+fn read_tasks(dir: &Path) -> Result<Vec<(String, Vec<TaskItem>)>> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list the task folder", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
+        .collect();
+    paths.sort();
+    let mut tasks = Vec::new();
+    for path in paths {
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let mut items = Vec::new();
+        for (line_idx, line) in text.lines().enumerate() {
+            let item = parse_item(line)
+                .with_context(|| format!("{}: line {}", path.display(), line_idx + 1))?;
+            items.push(item);
+        }
+        ensure!(
+            !items.is_empty(),
+            "{}: the task file is empty",
+            path.display()
+        );
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        tasks.push((name, items));
+    }
+    Ok(tasks)
+}
+
+fn parse_item(line: &str) -> Result<TaskItem> {
+    let value: serde_json::Value = serde_json::from_str(line)?;
+    let context = value["context"]
+        .as_str()
+        .ok_or_else(|| anyhow!("`context` is missing or not a string"))?
+        .to_owned();
+    let choices: Vec<String> = value["choices"]
+        .as_array()
+        .ok_or_else(|| anyhow!("`choices` is missing or not an array"))?
+        .iter()
+        .map(|choice| choice.as_str().map(str::to_owned))
+        .collect::<Option<_>>()
+        .ok_or_else(|| anyhow!("`choices` holds a value that is not a string"))?;
+    let answer = value["answer"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("`answer` is missing or not an index"))? as usize;
+    ensure!(
+        answer < choices.len(),
+        "`answer` {answer} is out of range for {} choices",
+        choices.len()
+    );
+    Ok(TaskItem {
+        context,
+        choices,
+        answer,
+    })
+}
+
+/// For each item and choice: (sum of the choice tokens' ln p, the choice's length in bytes).
+fn score_choices(
+    tokenizer: &Tokenizer,
+    items: &[TaskItem],
+    eot: u32,
+    prob: impl Fn(u32, u32) -> f64,
+) -> Result<Vec<Vec<(f64, usize)>>> {
+    let mut scores = Vec::with_capacity(items.len());
+    for item in items {
+        let mut context_ids = vec![eot];
+        context_ids.extend(encode(tokenizer, &item.context)?);
+        let mut item_scores = Vec::with_capacity(item.choices.len());
+        for choice in &item.choices {
+            let mut ids = vec![eot];
+            ids.extend(encode(tokenizer, &format!("{}{choice}", item.context))?);
+            ensure!(
+                ids.starts_with(&context_ids) && ids.len() > context_ids.len(),
+                "choice {choice:?} of context {:?} changes the context's tokens",
+                item.context
+            );
+            let log_prob: f64 = ids[context_ids.len() - 1..]
+                .windows(2)
+                .map(|pair| prob(pair[0], pair[1]).ln())
+                .sum();
+            item_scores.push((log_prob, choice.len()));
+        }
+        scores.push(item_scores);
+    }
+    Ok(scores)
+}
+
+/// (acc, acc_norm): the share of items whose best choice, by sum or by sum per byte, is right.
+fn accuracy(items: &[TaskItem], scores: &[Vec<(f64, usize)>]) -> (f64, f64) {
+    let argmax = |values: Vec<f64>| {
+        values
+            .iter()
+            .enumerate()
+            .fold((0, f64::NEG_INFINITY), |best, (idx, &v)| {
+                if v > best.1 { (idx, v) } else { best }
+            })
+            .0
+    };
+    let (mut n_right, mut n_right_norm) = (0usize, 0usize);
+    for (item, item_scores) in items.iter().zip(scores) {
+        n_right += usize::from(argmax(item_scores.iter().map(|s| s.0).collect()) == item.answer);
+        let per_byte = item_scores
+            .iter()
+            .map(|s| s.0 / s.1.max(1) as f64)
+            .collect();
+        n_right_norm += usize::from(argmax(per_byte) == item.answer);
+    }
+    let n_items = items.len() as f64;
+    (n_right as f64 / n_items, n_right_norm as f64 / n_items)
 }
 
 /// Add-one unigram model over the predicted tokens (`stream[1..]`).
