@@ -400,7 +400,9 @@ def modernise_word(word: str, prev: str, next_text: str, next_word: str, known: 
     out = None
     if lower == "thine":
         # "thine house" -> "your house"; "the kingdom is thine." -> "yours".
-        out = "yours" if re.match(r"^\s*[A-Za-z]", next_text) is None else "your"
+        out = "your" if next_word and next_text.isspace() else "yours"
+    elif lower == "mine" and next_word and next_text.isspace():
+        out = "my"  # "mine eyes" -> "my eyes"; "the battle is mine." stays.
     elif lower in MODERN_WORDS and (lower not in ONLY_AFTER_THOU or prev == "thou"):
         out = MODERN_WORDS[lower]
     elif "thou" in (prev, next_word):  # "thou knowest", "whence comest thou"
