@@ -1,0 +1,36 @@
+//! The one error type of `strata-report`, and its `Result` alias.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while writing a table or a figure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or folder could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The plotting backend failed while drawing a figure.
+    #[error("{path}: cannot draw figure: {reason}")]
+    Plot {
+        /// The figure file.
+        path: PathBuf,
+        /// The backend's message.
+        reason: String,
+    },
+    /// A figure has nothing to show.
+    #[error("{path}: nothing to plot: {reason}")]
+    NothingToPlot {
+        /// The figure file.
+        path: PathBuf,
+        /// Why there is no data.
+        reason: String,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,38 @@
+//! Tables and figures of strata results: the spectra table as CSV and SVG figures of
+//! condition numbers and spectral densities.
+//!
+//! `strata spectra` writes its output through this crate, so the file formats are defined in
+//! one place: [`write_spectra_csv`] is the `spectra.csv` contract (the columns are listed in
+//! [`SPECTRA_COLUMNS`]), [`write_ranking_csv`] the KappaTune ranking, [`plot_kappa_by_layer`] and [`plot_esd`] the
+//! figures.
+//!
+//! # Example
+//!
+//! ```
+//! use strata_spectra::{SpectraConfig, analyze_tensors};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let w: Vec<f32> = (0..12).map(|i| (i as f32 * 0.7).sin()).collect();
+//! let result = analyze_tensors(&[("h.0.mlp.c_fc.weight".into(), vec![3, 4], w)], &SpectraConfig::default())?;
+//! let mut csv = Vec::new();
+//! strata_report::write_spectra_rows(&result, &mut csv)?;
+//! let text = String::from_utf8(csv)?;
+//! assert!(text.starts_with("tensor,rows,cols,s_max,s_min,kappa,log_volume,stable_rank,alpha"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Figures are SVG only (plotters' SVG backend, no font or bitmap dependencies), which keeps
+//! the crate quick to build. Parquet output is not offered.
+
+#![warn(missing_docs)]
+
+mod error;
+mod ranking_csv;
+mod spectra_csv;
+mod spectra_figures;
+
+pub use error::{Error, Result};
+pub use ranking_csv::{RANKING_COLUMNS, write_ranking_csv, write_ranking_rows};
+pub use spectra_csv::{SPECTRA_COLUMNS, spectra_row, write_spectra_csv, write_spectra_rows};
+pub use spectra_figures::{plot_esd, plot_kappa_by_layer};
