@@ -1,0 +1,64 @@
+//! `strata capture`: run a forward pass and save activations at chosen sites.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::tensor::backend::Backend;
+use strata_core::probe::{Capture, ProbeSet};
+use strata_core::weights::write_safetensors;
+use strata_core::{Model, Site, TokenBatch};
+
+use super::input::InputArgs;
+use crate::backend::parse_device;
+use crate::with_backend;
+
+/// Arguments of `strata capture`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Hugging Face model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Comma-separated sites; `blocks.*.X` expands to every layer
+    /// (e.g. `hook_embed,blocks.*.hook_resid_post,logits`).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub sites: Vec<String>,
+    /// Output safetensors file: one f32 tensor per site, named as the site, [1, T, width].
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Device: flex (CPU), wgpu, vulkan, metal, cuda[:N].
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+}
+
+/// Runs the command.
+pub fn run(args: &Args) -> Result<()> {
+    let spec = parse_device(&args.device)?;
+    with_backend!(spec, capture_on(args))
+}
+
+fn capture_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
+    let model = Model::<B>::load(&args.model, device)?;
+    let ids = args.input.tokens(&model)?;
+    let mut sites: Vec<Site> = Vec::new();
+    for pattern in &args.sites {
+        sites.extend(Site::expand(pattern.trim(), &model.config)?);
+    }
+    let mut capture = Capture::new(sites.iter().copied());
+    model.forward_with(&TokenBatch::single(&ids)?, None, &mut ProbeSet::one(&mut capture))?;
+    let tensors: Vec<(String, _)> = sites
+        .iter()
+        .map(|s| (s.to_string(), capture.captured[s].clone()))
+        .collect();
+    let metadata = HashMap::from([
+        ("model".to_string(), args.model.display().to_string()),
+        ("token_ids".to_string(), format!("{ids:?}")),
+        ("device".to_string(), args.device.clone()),
+    ]);
+    write_safetensors(&args.out, &tensors, Some(metadata))
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!("wrote {} sites x {} tokens to {}", tensors.len(), ids.len(), args.out.display());
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! `strata ppl`: perplexity of a text corpus with a sliding window.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::backend::Backend;
+use strata_core::Model;
+use strata_core::perplexity::perplexity;
+
+use crate::backend::parse_device;
+use crate::progress;
+use crate::with_backend;
+
+/// Arguments of `strata ppl`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Hugging Face model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Plain-text corpus.
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// Window length in tokens (default: the model's context, at most 1024).
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// Stride in tokens (default: half the window).
+    #[arg(long)]
+    pub stride: Option<usize>,
+    /// Evaluate only the first N tokens of the corpus.
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
+    /// Device: flex (CPU), wgpu, vulkan, metal, cuda[:N].
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+}
+
+/// Runs the command.
+pub fn run(args: &Args) -> Result<()> {
+    let spec = parse_device(&args.device)?;
+    with_backend!(spec, ppl_on(args))
+}
+
+fn ppl_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
+    let text = std::fs::read_to_string(&args.corpus)
+        .with_context(|| format!("reading corpus {}", args.corpus.display()))?;
+    if text.trim().is_empty() {
+        bail!("{}: the corpus is empty", args.corpus.display());
+    }
+    let model = Model::<B>::load(&args.model, device)?;
+    let mut tokens = model.tokenizer()?.encode(&text)?;
+    if let Some(n) = args.max_tokens {
+        tokens.truncate(n);
+    }
+    let window = args.window.unwrap_or(model.config.n_ctx.min(1024));
+    let stride = args.stride.unwrap_or(window / 2).max(1);
+    let bar = progress::bar(tokens.len() as u64, "tokens");
+    let result = perplexity(&model, &tokens, window, stride, &mut |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    println!(
+        "{}: {} tokens, window {window}, stride {stride}: {:.4} nats/token, PPL {:.3}",
+        args.corpus.display(),
+        result.n_predicted,
+        result.nats_per_token(),
+        result.ppl()
+    );
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! [`Model`]: a loaded checkpoint (architecture, config, tokenizer) on a device.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::{Tensor, backend::Backend};
+
+use super::bert::Bert;
+use super::cache::KvCache;
+use super::decoder::Decoder;
+use super::names::load_decoder;
+use crate::config::hf::HfConfig;
+use crate::config::{Family, ModelConfig};
+use crate::error::{Error, Result};
+use crate::input::TokenBatch;
+use crate::probe::ProbeSet;
+use crate::tokenizer::Tokenizer;
+use crate::weights::WeightStore;
+
+/// The network itself.
+#[derive(Module, Debug)]
+pub enum Architecture<B: Backend> {
+    /// A causal decoder.
+    Decoder(Decoder<B>),
+    /// A BERT encoder.
+    Bert(Bert<B>),
+}
+
+/// A Hugging Face checkpoint loaded onto a burn device.
+#[derive(Debug)]
+pub struct Model<B: Backend> {
+    /// The network.
+    pub arch: Architecture<B>,
+    /// Its configuration.
+    pub config: ModelConfig,
+    /// `tokenizer.json`, when the folder has one.
+    pub tokenizer: Option<Tokenizer>,
+    /// The folder it was loaded from.
+    pub dir: PathBuf,
+}
+
+impl<B: Backend> Model<B> {
+    /// Reads only `config.json` from a model folder.
+    pub fn read_config(dir: &Path) -> Result<ModelConfig> {
+        let path = dir.join("config.json");
+        if !path.is_file() {
+            return Err(Error::MissingFile {
+                dir: dir.to_path_buf(),
+                file: "config.json".into(),
+            });
+        }
+        HfConfig::read(&path)?.into_model_config(&path)
+    }
+
+    /// Loads `config.json`, the safetensors weights and (if present) `tokenizer.json`.
+    ///
+    /// Weights are memory-mapped and moved to the device one tensor at a time.
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
+        let config = Self::read_config(dir)?;
+        let store = WeightStore::open(dir)?;
+        let _span =
+            tracing::info_span!("load", dir = %dir.display(), family = ?config.family).entered();
+        let arch = match config.family {
+            Family::Bert => Architecture::Bert(Bert::load(&store, &config, device)?),
+            _ => Architecture::Decoder(load_decoder(&store, &config, device)?),
+        };
+        let tok_path = dir.join("tokenizer.json");
+        let tokenizer = if tok_path.is_file() {
+            Some(Tokenizer::from_file(&tok_path)?)
+        } else {
+            None
+        };
+        tracing::info!(n_params = arch.num_params(), "model loaded");
+        Ok(Self {
+            arch,
+            config,
+            tokenizer,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The tokenizer, or an error naming the folder that lacks one.
+    pub fn tokenizer(&self) -> Result<&Tokenizer> {
+        self.tokenizer.as_ref().ok_or_else(|| Error::MissingFile {
+            dir: self.dir.clone(),
+            file: "tokenizer.json".into(),
+        })
+    }
+
+    /// The decoder, or an error for encoders.
+    pub fn decoder(&self) -> Result<&Decoder<B>> {
+        match &self.arch {
+            Architecture::Decoder(d) => Ok(d),
+            Architecture::Bert(_) => Err(Error::InvalidArgument {
+                what: "model".into(),
+                reason: format!(
+                    "`{}` is an encoder; this needs a causal decoder",
+                    self.config.model_type
+                ),
+            }),
+        }
+    }
+
+    /// Number of parameters.
+    pub fn n_params(&self) -> usize {
+        self.arch.num_params()
+    }
+
+    /// Forward pass with probes: logits `[batch, pos, d_vocab]` for decoders,
+    /// `last_hidden_state` `[batch, pos, d_model]` for encoders.
+    pub fn forward_with(
+        &self,
+        batch: &TokenBatch,
+        cache: Option<&mut KvCache<B>>,
+        probes: &mut ProbeSet<'_, B>,
+    ) -> Result<Tensor<B, 3>> {
+        match &self.arch {
+            Architecture::Decoder(d) => d.forward_with(batch, cache, probes),
+            Architecture::Bert(b) => {
+                if cache.is_some() {
+                    return Err(Error::InvalidArgument {
+                        what: "cache".into(),
+                        reason: "encoders have no KV cache".into(),
+                    });
+                }
+                b.forward_with(batch, probes)
+            }
+        }
+    }
+
+    /// Forward pass with no probes and no cache.
+    pub fn forward(&self, batch: &TokenBatch) -> Result<Tensor<B, 3>> {
+        self.forward_with(batch, None, &mut ProbeSet::none())
+    }
+}

@@ -1,0 +1,246 @@
+//! Weight-name tables: how each family's HF checkpoint maps onto the shared [`Decoder`].
+//!
+//! Each function reads one block in the checkpoint's own names. Every rename is written as
+//! `// hf name -> strata part`, with transposes and splits as explicit steps.
+
+use burn::tensor::backend::Backend;
+
+use super::attention::Attention;
+use super::decoder::{Decoder, DecoderBlock};
+use super::loader::{Loader, gather_rows, neox_qkv_indices, split_columns, split_vector};
+use super::mlp::Mlp;
+use crate::config::{Family, ModelConfig};
+use crate::error::Result;
+use crate::weights::WeightStore;
+
+/// Builds a decoder of any decoder family from its checkpoint.
+pub fn load_decoder<B: Backend>(
+    store: &WeightStore,
+    cfg: &ModelConfig,
+    device: &B::Device,
+) -> Result<Decoder<B>> {
+    let ld = Loader::<B>::new(store, device);
+    match cfg.family {
+        Family::Gpt2 => load_gpt2(&ld, cfg),
+        Family::GptNeox => load_gpt_neox(&ld, cfg),
+        Family::Llama | Family::Mistral | Family::Qwen2 => load_llama_like(&ld, cfg),
+        Family::Bert => unreachable!("BERT is loaded by models::bert"),
+    }
+}
+
+/// The prefix under which a checkpoint stores its body: `transformer.` for
+/// `GPT2LMHeadModel`, nothing for a bare `GPT2Model`.
+fn body_prefix(store: &WeightStore, probe: &str, with: &str) -> String {
+    if store.contains(&format!("{with}{probe}")) {
+        with.to_string()
+    } else {
+        String::new()
+    }
+}
+
+fn attention<B: Backend>(
+    cfg: &ModelConfig,
+    q: burn::nn::Linear<B>,
+    k: burn::nn::Linear<B>,
+    v: burn::nn::Linear<B>,
+    o: burn::nn::Linear<B>,
+) -> Attention<B> {
+    Attention {
+        q,
+        k,
+        v,
+        o,
+        n_heads: cfg.n_heads,
+        n_kv_heads: cfg.n_kv_heads,
+        d_head: cfg.d_head,
+    }
+}
+
+fn load_gpt2<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<Decoder<B>> {
+    let p = body_prefix(ld.store, "wte.weight", "transformer.");
+    let (d, d_mlp) = (cfg.d_model, cfg.d_mlp);
+    let mut blocks = Vec::with_capacity(cfg.n_layers);
+    for l in 0..cfg.n_layers {
+        let b = format!("{p}h.{l}");
+        // h.{l}.attn.c_attn [d, 3d] (Conv1D, [in, out]) -> q, k, v: split the columns.
+        let c_attn = ld.matrix(&format!("{b}.attn.c_attn.weight"), d, 3 * d)?;
+        let c_attn_b = ld
+            .store
+            .read_shaped(&format!("{b}.attn.c_attn.bias"), &[3 * d])?;
+        let mut w = split_columns(&c_attn, &[d, d, d]).into_iter();
+        let mut bias = split_vector(&c_attn_b, &[d, d, d]).into_iter();
+        let mut next = || ld.linear_from(w.next().expect("3 parts"), bias.next());
+        let (q, k, v) = (next(), next(), next());
+        blocks.push(DecoderBlock {
+            // h.{l}.ln_1 -> ln1
+            ln1: ld.norm(&format!("{b}.ln_1"), cfg)?,
+            // h.{l}.attn.c_proj -> attn.o
+            attn: attention(cfg, q, k, v, ld.conv1d(&format!("{b}.attn.c_proj"), d, d)?),
+            // h.{l}.ln_2 -> ln2
+            ln2: ld.norm(&format!("{b}.ln_2"), cfg)?,
+            mlp: Mlp {
+                // h.{l}.mlp.c_fc -> mlp.up_or_gate
+                up_or_gate: ld.conv1d(&format!("{b}.mlp.c_fc"), d, d_mlp)?,
+                up: None,
+                // h.{l}.mlp.c_proj -> mlp.down
+                down: ld.conv1d(&format!("{b}.mlp.c_proj"), d_mlp, d)?,
+                activation: cfg.activation,
+            },
+            parallel_residual: false,
+        });
+    }
+    Ok(Decoder {
+        // wte -> embed, wpe -> pos_embed
+        embed: ld.embedding(&format!("{p}wte.weight"), cfg.vocab_size, d)?,
+        pos_embed: Some(ld.embedding(&format!("{p}wpe.weight"), cfg.n_ctx, d)?),
+        blocks,
+        // ln_f -> ln_final
+        ln_final: ld.norm(&format!("{p}ln_f"), cfg)?,
+        unembed: unembed(ld, cfg, "lm_head")?,
+        config: cfg.clone(),
+    })
+}
+
+fn load_gpt_neox<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<Decoder<B>> {
+    let p = body_prefix(ld.store, "embed_in.weight", "gpt_neox.");
+    let (d, d_mlp, dh, h) = (cfg.d_model, cfg.d_mlp, cfg.d_head, cfg.n_heads);
+    let qkv_idx = neox_qkv_indices(h, dh);
+    let mut blocks = Vec::with_capacity(cfg.n_layers);
+    for l in 0..cfg.n_layers {
+        let b = format!("{p}layers.{l}");
+        // layers.{l}.attention.query_key_value [3 h dh, d] with outputs ordered [h, 3, dh]
+        // -> q, k, v: gather each one's rows, then transpose to [d, h dh].
+        let qkv = ld.matrix(
+            &format!("{b}.attention.query_key_value.weight"),
+            3 * h * dh,
+            d,
+        )?;
+        let qkv_b = if cfg.qkv_bias {
+            Some(ld.store.read_shaped(
+                &format!("{b}.attention.query_key_value.bias"),
+                &[3 * h * dh],
+            )?)
+        } else {
+            None
+        };
+        let part = |i: usize| {
+            ld.linear_from(
+                gather_rows(&qkv, &qkv_idx[i]).transposed(),
+                qkv_b.as_ref().map(|bias| gather_rows(bias, &qkv_idx[i])),
+            )
+        };
+        let (q, k, v) = (part(0), part(1), part(2));
+        blocks.push(DecoderBlock {
+            // layers.{l}.input_layernorm -> ln1
+            ln1: ld.norm(&format!("{b}.input_layernorm"), cfg)?,
+            // layers.{l}.attention.dense -> attn.o
+            attn: attention(
+                cfg,
+                q,
+                k,
+                v,
+                ld.torch_linear(
+                    &format!("{b}.attention.dense"),
+                    h * dh,
+                    d,
+                    cfg.attn_out_bias,
+                )?,
+            ),
+            // layers.{l}.post_attention_layernorm -> ln2
+            ln2: ld.norm(&format!("{b}.post_attention_layernorm"), cfg)?,
+            mlp: Mlp {
+                // layers.{l}.mlp.dense_h_to_4h -> mlp.up_or_gate
+                up_or_gate: ld.torch_linear(
+                    &format!("{b}.mlp.dense_h_to_4h"),
+                    d,
+                    d_mlp,
+                    cfg.mlp_bias,
+                )?,
+                up: None,
+                // layers.{l}.mlp.dense_4h_to_h -> mlp.down
+                down: ld.torch_linear(&format!("{b}.mlp.dense_4h_to_h"), d_mlp, d, cfg.mlp_bias)?,
+                activation: cfg.activation,
+            },
+            parallel_residual: cfg.parallel_residual,
+        });
+    }
+    Ok(Decoder {
+        // embed_in -> embed
+        embed: ld.embedding(&format!("{p}embed_in.weight"), cfg.vocab_size, d)?,
+        pos_embed: None,
+        blocks,
+        // final_layer_norm -> ln_final
+        ln_final: ld.norm(&format!("{p}final_layer_norm"), cfg)?,
+        // embed_out -> unembed
+        unembed: unembed(ld, cfg, "embed_out")?,
+        config: cfg.clone(),
+    })
+}
+
+fn load_llama_like<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<Decoder<B>> {
+    let p = body_prefix(ld.store, "embed_tokens.weight", "model.");
+    let (d, d_mlp, dh) = (cfg.d_model, cfg.d_mlp, cfg.d_head);
+    let (q_out, kv_out) = (cfg.n_heads * dh, cfg.n_kv_heads * dh);
+    let mut blocks = Vec::with_capacity(cfg.n_layers);
+    for l in 0..cfg.n_layers {
+        let b = format!("{p}layers.{l}");
+        let a = format!("{b}.self_attn");
+        let m = format!("{b}.mlp");
+        blocks.push(DecoderBlock {
+            // layers.{l}.input_layernorm -> ln1
+            ln1: ld.norm(&format!("{b}.input_layernorm"), cfg)?,
+            // self_attn.{q,k,v,o}_proj -> attn.{q,k,v,o} (transposed)
+            attn: attention(
+                cfg,
+                ld.torch_linear(&format!("{a}.q_proj"), d, q_out, cfg.qkv_bias)?,
+                ld.torch_linear(&format!("{a}.k_proj"), d, kv_out, cfg.qkv_bias)?,
+                ld.torch_linear(&format!("{a}.v_proj"), d, kv_out, cfg.qkv_bias)?,
+                ld.torch_linear(&format!("{a}.o_proj"), q_out, d, cfg.attn_out_bias)?,
+            ),
+            // layers.{l}.post_attention_layernorm -> ln2
+            ln2: ld.norm(&format!("{b}.post_attention_layernorm"), cfg)?,
+            mlp: Mlp {
+                // mlp.gate_proj -> mlp.up_or_gate, mlp.up_proj -> mlp.up, mlp.down_proj -> mlp.down
+                up_or_gate: ld.torch_linear(&format!("{m}.gate_proj"), d, d_mlp, cfg.mlp_bias)?,
+                up: Some(ld.torch_linear(&format!("{m}.up_proj"), d, d_mlp, cfg.mlp_bias)?),
+                down: ld.torch_linear(&format!("{m}.down_proj"), d_mlp, d, cfg.mlp_bias)?,
+                activation: cfg.activation,
+            },
+            parallel_residual: false,
+        });
+    }
+    Ok(Decoder {
+        // embed_tokens -> embed
+        embed: ld.embedding(&format!("{p}embed_tokens.weight"), cfg.vocab_size, d)?,
+        pos_embed: None,
+        blocks,
+        // norm -> ln_final
+        ln_final: ld.norm(&format!("{p}norm"), cfg)?,
+        // lm_head -> unembed
+        unembed: unembed(ld, cfg, "lm_head")?,
+        config: cfg.clone(),
+    })
+}
+
+/// The unembedding: `{name}.weight` `[d_vocab, d_model]` transposed, or `None` (tied) when
+/// the file has no such tensor and the config allows tying.
+fn unembed<B: Backend>(
+    ld: &Loader<'_, B>,
+    cfg: &ModelConfig,
+    name: &str,
+) -> Result<Option<burn::nn::Linear<B>>> {
+    let key = format!("{name}.weight");
+    if ld.store.contains(&key) {
+        return Ok(Some(ld.torch_linear(
+            name,
+            cfg.d_model,
+            cfg.vocab_size,
+            false,
+        )?));
+    }
+    if cfg.tied_embeddings {
+        return Ok(None);
+    }
+    // Neither a head nor tying: report the missing tensor.
+    ld.store.read_f32(&key).map(|_| None)
+}

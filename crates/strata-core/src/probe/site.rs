@@ -1,0 +1,189 @@
+//! [`Site`]: the only place a hook name is spelled.
+//!
+//! Names follow TransformerLens (`hook_embed`, `blocks.{l}.hook_resid_pre`,
+//! `blocks.{l}.mlp.hook_post`, ...). `logits` is strata's one name beyond TransformerLens's:
+//! the unembedding output, `[batch, pos, d_vocab]`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+
+/// A hook site in the forward pass. Shapes are `[batch, pos, width]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Site {
+    /// `hook_embed`: token embeddings, `[batch, pos, d_model]`.
+    Embed,
+    /// `hook_pos_embed`: learned position embeddings (GPT-2, BERT), `[batch, pos, d_model]`.
+    PosEmbed,
+    /// `blocks.{l}.hook_resid_pre`: the residual stream entering block `layer`.
+    ResidPre {
+        /// Block index.
+        layer: usize,
+    },
+    /// `blocks.{l}.hook_attn_out`: the attention output (after the output projection).
+    AttnOut {
+        /// Block index.
+        layer: usize,
+    },
+    /// `blocks.{l}.mlp.hook_pre`: MLP pre-activation (the gate projection in gated MLPs),
+    /// `[batch, pos, d_mlp]`.
+    MlpPre {
+        /// Block index.
+        layer: usize,
+    },
+    /// `blocks.{l}.mlp.hook_post`: neuron activations, `act(pre)` or `act(gate) * up`,
+    /// `[batch, pos, d_mlp]`: the input of the down projection.
+    MlpPost {
+        /// Block index.
+        layer: usize,
+    },
+    /// `blocks.{l}.hook_mlp_out`: the MLP output (after the down projection).
+    MlpOut {
+        /// Block index.
+        layer: usize,
+    },
+    /// `blocks.{l}.hook_resid_post`: the residual stream leaving block `layer`.
+    ResidPost {
+        /// Block index.
+        layer: usize,
+    },
+    /// `ln_final.hook_normalized`: the final norm's output, `[batch, pos, d_model]`.
+    LnFinal,
+    /// `logits`: the unembedding output, `[batch, pos, d_vocab]`.
+    Logits,
+}
+
+const BLOCK_HOOKS: &[(&str, fn(usize) -> Site)] = &[
+    ("hook_resid_pre", |layer| Site::ResidPre { layer }),
+    ("hook_attn_out", |layer| Site::AttnOut { layer }),
+    ("mlp.hook_pre", |layer| Site::MlpPre { layer }),
+    ("mlp.hook_post", |layer| Site::MlpPost { layer }),
+    ("hook_mlp_out", |layer| Site::MlpOut { layer }),
+    ("hook_resid_post", |layer| Site::ResidPost { layer }),
+];
+
+impl Site {
+    /// The block this site belongs to, if any.
+    pub fn layer(&self) -> Option<usize> {
+        match *self {
+            Site::ResidPre { layer }
+            | Site::AttnOut { layer }
+            | Site::MlpPre { layer }
+            | Site::MlpPost { layer }
+            | Site::MlpOut { layer }
+            | Site::ResidPost { layer } => Some(layer),
+            _ => None,
+        }
+    }
+
+    /// The hook name within a block (`hook_resid_post`), or the whole name outside blocks.
+    fn block_hook(&self) -> &'static str {
+        match self {
+            Site::Embed => "hook_embed",
+            Site::PosEmbed => "hook_pos_embed",
+            Site::ResidPre { .. } => "hook_resid_pre",
+            Site::AttnOut { .. } => "hook_attn_out",
+            Site::MlpPre { .. } => "mlp.hook_pre",
+            Site::MlpPost { .. } => "mlp.hook_post",
+            Site::MlpOut { .. } => "hook_mlp_out",
+            Site::ResidPost { .. } => "hook_resid_post",
+            Site::LnFinal => "ln_final.hook_normalized",
+            Site::Logits => "logits",
+        }
+    }
+
+    /// Every site of a model, in forward order.
+    pub fn all(config: &ModelConfig) -> Vec<Site> {
+        let mut sites = vec![Site::Embed];
+        if config.has_learned_positions() {
+            sites.push(Site::PosEmbed);
+        }
+        for layer in 0..config.n_layers {
+            sites.extend(BLOCK_HOOKS.iter().map(|(_, make)| make(layer)));
+        }
+        if config.family.is_decoder() {
+            sites.push(Site::LnFinal);
+            sites.push(Site::Logits);
+        }
+        sites
+    }
+
+    /// The output width at this site.
+    pub fn width(&self, config: &ModelConfig) -> usize {
+        match self {
+            Site::MlpPre { .. } | Site::MlpPost { .. } => config.d_mlp,
+            Site::Logits => config.vocab_size,
+            _ => config.d_model,
+        }
+    }
+
+    /// Parses a comma-free site pattern against a model: an exact name, or `blocks.*.X`
+    /// for every layer. Errors list the valid names.
+    pub fn expand(pattern: &str, config: &ModelConfig) -> Result<Vec<Site>> {
+        let valid = Site::all(config);
+        let unknown = || Error::UnknownSite {
+            name: pattern.to_string(),
+            valid: format!(
+                "{} (and `blocks.*.<hook>` for every layer)",
+                valid
+                    .iter()
+                    .filter(|s| s.layer().is_none_or(|l| l == 0))
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        if let Some(hook) = pattern.strip_prefix("blocks.*.") {
+            let (_, make) = BLOCK_HOOKS
+                .iter()
+                .find(|(name, _)| *name == hook)
+                .ok_or_else(unknown)?;
+            return Ok((0..config.n_layers).map(make).collect());
+        }
+        let site: Site = pattern.parse().map_err(|_| unknown())?;
+        if valid.contains(&site) {
+            Ok(vec![site])
+        } else {
+            Err(unknown())
+        }
+    }
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.layer() {
+            Some(layer) => write!(f, "blocks.{layer}.{}", self.block_hook()),
+            None => f.write_str(self.block_hook()),
+        }
+    }
+}
+
+impl FromStr for Site {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        let unknown = || Error::UnknownSite {
+            name: name.to_string(),
+            valid: "hook_embed, hook_pos_embed, blocks.{l}.hook_resid_pre, \
+                    blocks.{l}.hook_attn_out, blocks.{l}.mlp.hook_pre, blocks.{l}.mlp.hook_post, \
+                    blocks.{l}.hook_mlp_out, blocks.{l}.hook_resid_post, \
+                    ln_final.hook_normalized, logits"
+                .to_string(),
+        };
+        for site in [Site::Embed, Site::PosEmbed, Site::LnFinal, Site::Logits] {
+            if name == site.block_hook() {
+                return Ok(site);
+            }
+        }
+        let rest = name.strip_prefix("blocks.").ok_or_else(unknown)?;
+        let (layer, hook) = rest.split_once('.').ok_or_else(unknown)?;
+        let layer: usize = layer.parse().map_err(|_| unknown())?;
+        BLOCK_HOOKS
+            .iter()
+            .find(|(h, _)| *h == hook)
+            .map(|(_, make)| make(layer))
+            .ok_or_else(unknown)
+    }
+}

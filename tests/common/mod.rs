@@ -1,0 +1,72 @@
+//! Shared helpers of the integration tests: fixture paths, references, the tolerance rule.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use safetensors::SafeTensors;
+use strata::core::weights::HostTensor;
+
+/// The folder of a parity fixture.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A reference tensor (any dtype) from a fixture's `reference.safetensors`, as f64 values.
+pub fn reference(name: &str, key: &str) -> (Vec<usize>, Vec<f64>) {
+    let bytes = std::fs::read(fixture(name).join("reference.safetensors")).expect("reference file");
+    let st = SafeTensors::deserialize(&bytes).expect("valid reference");
+    let view = st
+        .tensor(key)
+        .unwrap_or_else(|_| panic!("{name}: reference has no `{key}`"));
+    let data = view.data();
+    let values = match view.dtype() {
+        safetensors::Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect(),
+        safetensors::Dtype::I64 => data
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect(),
+        other => panic!("unexpected dtype {other:?}"),
+    };
+    (view.shape().to_vec(), values)
+}
+
+/// Token ids stored as i64 in a reference.
+pub fn reference_ids(name: &str, key: &str) -> (Vec<usize>, Vec<u32>) {
+    let (shape, v) = reference(name, key);
+    (shape, v.into_iter().map(|x| x as u32).collect())
+}
+
+/// The tolerance of every parity check: `1e-4 * max(1, max |ref|)`.
+pub fn tolerance(reference: &[f64]) -> f64 {
+    1e-4 * reference.iter().fold(1.0f64, |m, v| m.max(v.abs()))
+}
+
+/// Largest absolute difference.
+pub fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "compared tensors have the same number of values"
+    );
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Asserts that `got` matches `expected` within the parity tolerance.
+pub fn assert_close(what: &str, got: &HostTensor, shape: &[usize], expected: &[f64]) {
+    assert_eq!(got.shape, shape, "{what}: shape");
+    let err = max_abs_diff(&got.data, expected);
+    let tol = tolerance(expected);
+    assert!(
+        err <= tol,
+        "{what}: max abs error {err:e} > tolerance {tol:e}"
+    );
+}
