@@ -1,1 +1,51 @@
-fn main() {}
+//! The `strata` command line: one subcommand per job, glue over the library crates.
+
+mod backend;
+mod commands;
+mod progress;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Look inside transformer language models.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Architecture, sizes, dtype and parameter count of a model folder.
+    Info(commands::info::Args),
+    /// Save activations at chosen sites to a safetensors file.
+    Capture(commands::capture::Args),
+    /// Generate text (greedy or sampled, KV-cached).
+    Generate(commands::generate::Args),
+    /// Perplexity of a text corpus with a sliding window.
+    Ppl(commands::ppl::Args),
+    /// Singular-value spectra, condition numbers and power-law exponents of every weight matrix.
+    Spectra(commands::spectra::Args),
+    /// Rank weight tensors by condition number and select the ones to fine-tune (KappaTune).
+    Kappatune(commands::kappatune::Args),
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Info(args) => commands::info::run(args),
+        Command::Capture(args) => commands::capture::run(args),
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Ppl(args) => commands::ppl::run(args),
+        Command::Spectra(args) => commands::spectra::run(args),
+        Command::Kappatune(args) => commands::kappatune::run(args),
+    }
+}

@@ -1,0 +1,9 @@
+//! One module per subcommand.
+
+pub mod capture;
+pub mod generate;
+pub mod info;
+mod input;
+pub mod kappatune;
+pub mod ppl;
+pub mod spectra;
