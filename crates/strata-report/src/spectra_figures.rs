@@ -36,14 +36,18 @@ pub fn plot_kappa_by_layer(result: &SpectraResult, path: &Path) -> Result<()> {
         });
     }
     let points = series.values().flatten();
-    let (x_max, y_min, y_max) = points.fold((0.0f64, f64::INFINITY, f64::NEG_INFINITY), |acc, p| {
-        (acc.0.max(p.0), acc.1.min(p.1), acc.2.max(p.1))
-    });
+    let (x_max, y_min, y_max) = points
+        .fold((0.0f64, f64::INFINITY, f64::NEG_INFINITY), |acc, p| {
+            (acc.0.max(p.0), acc.1.min(p.1), acc.2.max(p.1))
+        });
     let pad = ((y_max - y_min) * 0.08).max(0.1);
     let plot = |root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>| -> Result<(), String> {
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("condition number by layer and module type", ("sans-serif", 20))
+            .caption(
+                "condition number by layer and module type",
+                ("sans-serif", 20),
+            )
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
@@ -62,7 +66,9 @@ pub fn plot_kappa_by_layer(result: &SpectraResult, path: &Path) -> Result<()> {
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
                 .map_err(|e| e.to_string())?
                 .label(module_type)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
             chart
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
                 .map_err(|e| e.to_string())?;
@@ -140,10 +146,18 @@ pub fn plot_esd(result: &SpectraResult, units: &[&str], path: &Path) -> Result<(
     }
     let all = chosen.iter().flat_map(|(_, p)| p.iter());
     let (x_min, x_max, y_min, y_max) = all.fold(
-        (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY),
+        (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ),
         |a, p| (a.0.min(p.0), a.1.max(p.0), a.2.min(p.1), a.3.max(p.1)),
     );
-    let (x_pad, y_pad) = (((x_max - x_min) * 0.05).max(0.1), ((y_max - y_min) * 0.08).max(0.1));
+    let (x_pad, y_pad) = (
+        ((x_max - x_min) * 0.05).max(0.1),
+        ((y_max - y_min) * 0.08).max(0.1),
+    );
     let plot = |root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>| -> Result<(), String> {
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)
@@ -151,7 +165,10 @@ pub fn plot_esd(result: &SpectraResult, units: &[&str], path: &Path) -> Result<(
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
-            .build_cartesian_2d((x_min - x_pad)..(x_max + x_pad), (y_min - y_pad)..(y_max + y_pad))
+            .build_cartesian_2d(
+                (x_min - x_pad)..(x_max + x_pad),
+                (y_min - y_pad)..(y_max + y_pad),
+            )
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
@@ -170,7 +187,9 @@ pub fn plot_esd(result: &SpectraResult, units: &[&str], path: &Path) -> Result<(
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
                 .map_err(|e| e.to_string())?
                 .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
             if let Some(f) = fit {
                 // Tail density: (n_tail / n) (alpha - 1) / xmin (lambda / xmin)^-alpha.
                 let scale = f.n_tail as f64 / f.n_evals as f64 * (f.alpha - 1.0) / f.xmin;

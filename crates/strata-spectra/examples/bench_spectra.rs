@@ -71,7 +71,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{{\"seconds_singular_values\": {seconds_singular_values}, \"seconds_full\": {seconds_full}, \
          \"n_units\": {}, \"n_svd_fallback\": {n_svd}, \"units\": {:?}}}",
         result.units.len(),
-        result.units.iter().map(|u| u.unit.as_str()).collect::<Vec<_>>()
+        result
+            .units
+            .iter()
+            .map(|u| u.unit.as_str())
+            .collect::<Vec<_>>()
     );
     Ok(())
 }

@@ -41,7 +41,7 @@ pub fn analyze_path(
 ) -> Result<SpectraResult> {
     let store = WeightStore::open(path).map_err(|source| Error::Open {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(source),
     })?;
     let mut config = config.clone();
     if config.split_fused_qkv && config.n_heads.is_none() {
@@ -63,7 +63,7 @@ pub fn analyze_store(
         let info = store.info(name).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             tensor: name.clone(),
-            source,
+            source: Box::new(source),
         })?;
         infos.push((name.clone(), info.shape, info.dtype));
     }
@@ -91,9 +91,13 @@ pub fn analyze_store(
             Ok(host) => analyze_tensor(tensor, &host.data, config),
             Err(e) => {
                 tracing::warn!(tensor = %tensor.name, error = %e, "tensor unreadable");
-                vec![failed_unit(tensor, UnitPart::Whole, TensorStatus::Unreadable {
-                    message: e.to_string(),
-                })]
+                vec![failed_unit(
+                    tensor,
+                    UnitPart::Whole,
+                    TensorStatus::Unreadable {
+                        message: e.to_string(),
+                    },
+                )]
             }
         }
     });
@@ -189,7 +193,12 @@ where
 {
     let mut order: Vec<usize> = (0..tensors.len()).collect();
     // Longest-processing-time-first keeps the workers busy until the end.
-    order.sort_by(|&a, &b| tensors[b].cost().total_cmp(&tensors[a].cost()).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        tensors[b]
+            .cost()
+            .total_cmp(&tensors[a].cost())
+            .then(a.cmp(&b))
+    });
     let slots: Mutex<Vec<Option<Vec<TensorSpectrum>>>> = Mutex::new(vec![None; tensors.len()]);
     let next = AtomicUsize::new(0);
     let n_done = AtomicUsize::new(0);
@@ -202,8 +211,9 @@ where
             let tensor = &tensors[tensor_idx];
             let _span = tracing::debug_span!("tensor", name = %tensor.name).entered();
             let units = work(tensor);
-            slots.lock().expect("no worker panics while holding the lock")[tensor_idx] =
-                Some(units);
+            slots
+                .lock()
+                .expect("no worker panics while holding the lock")[tensor_idx] = Some(units);
             let done = n_done.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(progress) = progress {
                 progress(Progress {
@@ -296,7 +306,10 @@ fn fused_mean(
         unit.n_params = n_experts * rows * cols;
         return unit;
     }
-    let metrics: Vec<SpectrumMetrics> = per_expert.iter().filter_map(|u| u.metrics.clone()).collect();
+    let metrics: Vec<SpectrumMetrics> = per_expert
+        .iter()
+        .filter_map(|u| u.metrics.clone())
+        .collect();
     let (layer_idx, module_type) = layer_and_module_type(&tensor.name);
     TensorSpectrum {
         unit: tensor.name.clone(),

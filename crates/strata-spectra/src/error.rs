@@ -15,7 +15,7 @@ pub enum Error {
         path: PathBuf,
         /// What `strata-core` reported.
         #[source]
-        source: strata_core::Error,
+        source: Box<strata_core::Error>,
     },
     /// One tensor could not be read.
     #[error("{path}: cannot read tensor `{tensor}`: {source}")]
@@ -26,7 +26,7 @@ pub enum Error {
         tensor: String,
         /// What `strata-core` reported.
         #[source]
-        source: strata_core::Error,
+        source: Box<strata_core::Error>,
     },
     /// The weights hold no tensor that this configuration analyses.
     #[error(

@@ -28,10 +28,10 @@
 //! singular values (and so `s_max`, the Frobenius norm and the stable rank) are accurate to
 //! about `delta / s_max^2 <= u (n * stable_rank + k)` whatever `kappa` is.
 
+use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
-use faer::diag::Diag;
 use faer::{Accum, Mat, MatRef, Par};
 
 /// Unit roundoff of f64, `2^-53`.
@@ -81,12 +81,8 @@ pub(crate) fn gram_singular_values(a: MatRef<'_, f64>) -> Option<GramSpectrum> {
     let frobenius_sq: f64 = (0..k).map(|i| gram[(i, i)]).sum();
 
     let mut eigenvalues = Diag::<f64>::zeros(k);
-    let scratch = self_adjoint_evd_scratch::<f64>(
-        k,
-        ComputeEigenvectors::No,
-        Par::Seq,
-        Default::default(),
-    );
+    let scratch =
+        self_adjoint_evd_scratch::<f64>(k, ComputeEigenvectors::No, Par::Seq, Default::default());
     let mut buffer = MemBuffer::new(scratch);
     self_adjoint_evd(
         gram.as_ref(),

@@ -106,9 +106,14 @@ impl SpectrumMetrics {
         let frobenius_sq: f64 = singular_values.iter().map(|s| s * s).sum();
         let log_volume: f64 = singular_values.iter().map(|s| s.ln()).sum();
         let k_f = k as f64;
-        let gaussian_term = 0.5 * k_f * (2.0 * std::f64::consts::PI * std::f64::consts::E
-            * config.input_std * config.input_std)
-            .ln();
+        let gaussian_term = 0.5
+            * k_f
+            * (2.0
+                * std::f64::consts::PI
+                * std::f64::consts::E
+                * config.input_std
+                * config.input_std)
+                .ln();
         let spectral_entropy = if numerical_rank > 1 {
             let h: f64 = singular_values
                 .iter()

@@ -72,9 +72,11 @@ impl std::str::FromStr for Budget {
             "fraction" | "top_p" => {
                 Budget::Fraction(value.parse().map_err(|_| bad("fraction is not a number"))?)
             }
-            "threshold" => {
-                Budget::Threshold(value.parse().map_err(|_| bad("threshold is not a number"))?)
-            }
+            "threshold" => Budget::Threshold(
+                value
+                    .parse()
+                    .map_err(|_| bad("threshold is not a number"))?,
+            ),
             "params" | "parameters" => Budget::Parameters(
                 value
                     .parse()
@@ -103,9 +105,7 @@ impl Budget {
         };
         match *self {
             Budget::Count(0) => bad("the count must be at least 1"),
-            Budget::Fraction(p) if !(p > 0.0 && p <= 1.0) => {
-                bad("the fraction must be in (0, 1]")
-            }
+            Budget::Fraction(p) if !(p > 0.0 && p <= 1.0) => bad("the fraction must be in (0, 1]"),
             Budget::Threshold(t) if t.is_nan() => bad("the threshold must be a number"),
             Budget::Parameters(0) => bad("the parameter budget must be at least 1"),
             _ => Ok(()),
@@ -182,7 +182,11 @@ pub fn rank(result: &SpectraResult) -> (Vec<RankedUnit>, Vec<String>) {
             _ => unranked.push(unit.unit.clone()),
         }
     }
-    ranking.sort_by(|a, b| a.kappa.total_cmp(&b.kappa).then_with(|| a.unit.cmp(&b.unit)));
+    ranking.sort_by(|a, b| {
+        a.kappa
+            .total_cmp(&b.kappa)
+            .then_with(|| a.unit.cmp(&b.unit))
+    });
     for (rank, unit) in ranking.iter_mut().enumerate() {
         unit.rank = rank;
     }

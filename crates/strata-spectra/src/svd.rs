@@ -1,8 +1,8 @@
 //! Singular values by an f64 SVD: the reference path and the fallback of the Gram path.
 
+use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::svd::{ComputeSvdVectors, svd, svd_scratch};
-use faer::diag::Diag;
 use faer::{MatRef, Par};
 
 /// Singular values of `a`, largest first, from a bidiagonal SVD in f64 without vectors.

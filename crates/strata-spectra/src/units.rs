@@ -136,7 +136,11 @@ fn skip_reason(name: &str, shape: &[usize], dtype: &str, config: &SpectraConfig)
             return Some("3-D tensor (expert tensors are skipped in this convention)".into());
         }
         3 => {}
-        n => return Some(format!("{n}-D tensor (only 2-D weights and 3-D experts are analysed)")),
+        n => {
+            return Some(format!(
+                "{n}-D tensor (only 2-D weights and 3-D experts are analysed)"
+            ));
+        }
     }
     if shape.contains(&0) {
         return Some("empty tensor".into());
@@ -144,10 +148,10 @@ fn skip_reason(name: &str, shape: &[usize], dtype: &str, config: &SpectraConfig)
     if !config.include_embeddings && is_embedding(name) {
         return Some("embedding table (include_embeddings is off)".into());
     }
-    if let Some(max_dim) = config.max_dim {
-        if let Some(&dim) = shape.iter().find(|&&d| d > max_dim) {
-            return Some(format!("dimension {dim} is above the size cap {max_dim}"));
-        }
+    if let Some(max_dim) = config.max_dim
+        && let Some(&dim) = shape.iter().find(|&&d| d > max_dim)
+    {
+        return Some(format!("dimension {dim} is above the size cap {max_dim}"));
     }
     None
 }
@@ -185,7 +189,12 @@ pub(crate) struct UnitMatrix {
 }
 
 /// The Q, K and V blocks of a fused `[rows, cols]` projection.
-pub(crate) fn split_qkv(layout: QkvLayout, rows: usize, cols: usize, data: &[f32]) -> Vec<UnitMatrix> {
+pub(crate) fn split_qkv(
+    layout: QkvLayout,
+    rows: usize,
+    cols: usize,
+    data: &[f32],
+) -> Vec<UnitMatrix> {
     let parts = [UnitPart::Query, UnitPart::Key, UnitPart::Value];
     match layout {
         QkvLayout::Columns => {
@@ -230,7 +239,9 @@ pub(crate) fn split_qkv(layout: QkvLayout, rows: usize, cols: usize, data: &[f32
                     let mut block = Vec::with_capacity(n_heads * d_head * cols);
                     for head_idx in 0..n_heads {
                         let first_row = head_idx * 3 * d_head + j * d_head;
-                        block.extend_from_slice(&data[first_row * cols..(first_row + d_head) * cols]);
+                        block.extend_from_slice(
+                            &data[first_row * cols..(first_row + d_head) * cols],
+                        );
                     }
                     UnitMatrix {
                         part,

@@ -49,8 +49,16 @@ fn toy_model(dir: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let mut g = rng(21);
     let mut matrices = Vec::new();
     for layer in 0..2 {
-        matrices.push((format!("h.{layer}.attn.c_attn.weight"), vec![8, 24], gaussian(&mut g, 8, 24)));
-        matrices.push((format!("h.{layer}.mlp.c_fc.weight"), vec![8, 32], gaussian(&mut g, 8, 32)));
+        matrices.push((
+            format!("h.{layer}.attn.c_attn.weight"),
+            vec![8, 24],
+            gaussian(&mut g, 8, 24),
+        ));
+        matrices.push((
+            format!("h.{layer}.mlp.c_fc.weight"),
+            vec![8, 32],
+            gaussian(&mut g, 8, 32),
+        ));
     }
     let mut nan = gaussian(&mut g, 32, 8);
     nan[5] = f32::NAN;
@@ -63,7 +71,12 @@ fn toy_model(dir: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         .map(|(n, s, d)| (n.as_str(), s.clone(), Dtype::F32, f32_bytes(d)))
         .collect();
     tensors.push(("wte.weight", vec![50, 8], Dtype::F32, f32_bytes(&wte)));
-    tensors.push(("h.0.attn.c_attn.bias", vec![24], Dtype::F32, f32_bytes(&bias)));
+    tensors.push((
+        "h.0.attn.c_attn.bias",
+        vec![24],
+        Dtype::F32,
+        f32_bytes(&bias),
+    ));
     write_model(dir, &tensors);
     matrices
 }
@@ -98,7 +111,10 @@ fn checkpoint_is_analysed_tensor_by_tensor_with_bad_tensors_named() {
         assert_eq!(unit.metrics, expected.metrics, "{name}");
         assert_eq!(unit.layer_idx, Some(name[2..3].parse().unwrap()));
     }
-    assert_eq!(result.unit("h.0.mlp.c_fc.weight").unwrap().module_type, "mlp.c_fc");
+    assert_eq!(
+        result.unit("h.0.mlp.c_fc.weight").unwrap().module_type,
+        "mlp.c_fc"
+    );
 
     // The JSON result round-trips.
     let path = dir.join("spectra.json");
@@ -113,7 +129,9 @@ fn progress_is_reported_once_per_tensor() {
     toy_model(&dir);
     let seen = std::sync::Mutex::new(Vec::new());
     let callback = |p: strata_spectra::Progress<'_>| {
-        seen.lock().unwrap().push((p.n_done, p.n_total, p.tensor.to_string()));
+        seen.lock()
+            .unwrap()
+            .push((p.n_done, p.n_total, p.tensor.to_string()));
     };
     analyze_path(&dir, &SpectraConfig::default(), Some(&callback)).expect("analyses");
     let mut seen = seen.into_inner().unwrap();
@@ -129,14 +147,28 @@ fn bf16_weights_are_upcast_before_the_spectrum() {
     let dir = scratch("bf16");
     let mut g = rng(22);
     let w = gaussian(&mut g, 16, 40);
-    write_model(&dir, &[("layers.0.mlp.up_proj.weight", vec![16, 40], Dtype::BF16, bf16_bytes(&w))]);
+    write_model(
+        &dir,
+        &[(
+            "layers.0.mlp.up_proj.weight",
+            vec![16, 40],
+            Dtype::BF16,
+            bf16_bytes(&w),
+        )],
+    );
     let result = analyze_path(&dir, &SpectraConfig::default(), None).expect("analyses");
     let unit = &result.units[0];
     assert_eq!(unit.dtype, "BF16");
     // Reference: the same bf16-rounded values analysed in f32.
-    let rounded: Vec<f32> = w.iter().map(|v| half::bf16::from_f32(*v).to_f32()).collect();
+    let rounded: Vec<f32> = w
+        .iter()
+        .map(|v| half::bf16::from_f32(*v).to_f32())
+        .collect();
     let expected = analyze_matrix("w", 16, 40, &rounded, &SpectraConfig::default()).unwrap();
-    let (a, b) = (unit.metrics.as_ref().unwrap(), expected.metrics.as_ref().unwrap());
+    let (a, b) = (
+        unit.metrics.as_ref().unwrap(),
+        expected.metrics.as_ref().unwrap(),
+    );
     assert!(rel_err(a.kappa, b.kappa) < 1e-12);
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -155,10 +187,17 @@ fn non_safetensors_file_is_a_clear_error() {
 
 #[test]
 fn missing_folder_is_a_clear_error() {
-    let err = analyze_path(Path::new("/nonexistent/strata/model"), &SpectraConfig::default(), None)
-        .unwrap_err();
+    let err = analyze_path(
+        Path::new("/nonexistent/strata/model"),
+        &SpectraConfig::default(),
+        None,
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Open { .. }));
-    assert!(err.to_string().contains("/nonexistent/strata/model"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/strata/model"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -173,7 +212,11 @@ fn folder_without_matrices_is_a_clear_error() {
     );
     let err = analyze_path(&dir, &SpectraConfig::default(), None).unwrap_err();
     match &err {
-        Error::NoMatrices { n_tensors, n_skipped, .. } => {
+        Error::NoMatrices {
+            n_tensors,
+            n_skipped,
+            ..
+        } => {
             assert_eq!((*n_tensors, *n_skipped), (2, 2));
         }
         other => panic!("expected NoMatrices, got {other:?}"),
@@ -190,16 +233,24 @@ fn expert_tensors_are_scored_per_expert_or_as_their_mean() {
     let mut g = rng(23);
     let (n_experts, rows, cols) = (3, 6, 10);
     let data = gaussian(&mut g, n_experts * rows, cols);
-    let tensors = vec![("layers.0.mlp.experts.down_proj".to_string(), vec![n_experts, rows, cols], data.clone())];
+    let tensors = vec![(
+        "layers.0.mlp.experts.down_proj".to_string(),
+        vec![n_experts, rows, cols],
+        data.clone(),
+    )];
 
     let per_expert = analyze_tensors(&tensors, &SpectraConfig::strata()).unwrap();
     assert_eq!(per_expert.units.len(), n_experts);
     let mut kappas = Vec::new();
     for (e, unit) in per_expert.units.iter().enumerate() {
         assert_eq!(unit.part, UnitPart::Expert { expert_idx: e });
-        assert_eq!(unit.unit, format!("layers.0.mlp.experts.down_proj[expert={e}]"));
+        assert_eq!(
+            unit.unit,
+            format!("layers.0.mlp.experts.down_proj[expert={e}]")
+        );
         let slice = &data[e * rows * cols..(e + 1) * rows * cols];
-        let expected = analyze_matrix("slice", rows, cols, slice, &SpectraConfig::strata()).unwrap();
+        let expected =
+            analyze_matrix("slice", rows, cols, slice, &SpectraConfig::strata()).unwrap();
         assert_eq!(unit.kappa(), expected.kappa());
         kappas.push(expected.kappa().unwrap());
     }
@@ -228,7 +279,15 @@ fn fused_qkv_is_split_into_its_blocks_when_asked() {
     };
     let result = analyze_tensors(&[(name.clone(), vec![d, 3 * d], data.clone())], &config).unwrap();
     let parts: Vec<UnitPart> = result.units.iter().map(|u| u.part).collect();
-    assert_eq!(parts, [UnitPart::Whole, UnitPart::Query, UnitPart::Key, UnitPart::Value]);
+    assert_eq!(
+        parts,
+        [
+            UnitPart::Whole,
+            UnitPart::Query,
+            UnitPart::Key,
+            UnitPart::Value
+        ]
+    );
     for (j, unit) in result.units[1..].iter().enumerate() {
         let block: Vec<f32> = (0..d)
             .flat_map(|r| data[r * 3 * d + j * d..r * 3 * d + (j + 1) * d].to_vec())

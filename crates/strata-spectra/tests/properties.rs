@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{gaussian, jacobi_singular_values, matmul, normal, orthogonal, rel_err, rng, transpose};
+use common::{
+    gaussian, jacobi_singular_values, matmul, normal, orthogonal, rel_err, rng, transpose,
+};
 use strata_spectra::{
     KappaFloor, SpectraConfig, SpectrumMethod, SpectrumMetrics, SpectrumPath, TensorStatus,
     analyze_matrix, fit_powerlaw, singular_values,
@@ -44,13 +46,23 @@ fn kappa_is_invariant_to_scaling() {
     for c in [0.25f32, 8.0, -4.0, 1024.0] {
         let scaled: Vec<f32> = w.iter().map(|x| x * c).collect();
         let m = metrics(rows, cols, &scaled, &config);
-        assert!(rel_err(m.kappa, base.kappa) < 1e-12, "c = {c}: {} vs {}", m.kappa, base.kappa);
+        assert!(
+            rel_err(m.kappa, base.kappa) < 1e-12,
+            "c = {c}: {} vs {}",
+            m.kappa,
+            base.kappa
+        );
     }
     // Other factors round each entry (relative 6e-8), which moves kappa by about kappa * 6e-8.
     for c in [3.0f32, -0.7, 1e-3, 1e3] {
         let scaled: Vec<f32> = w.iter().map(|x| x * c).collect();
         let m = metrics(rows, cols, &scaled, &config);
-        assert!(rel_err(m.kappa, base.kappa) < 1e-5, "c = {c}: {} vs {}", m.kappa, base.kappa);
+        assert!(
+            rel_err(m.kappa, base.kappa) < 1e-5,
+            "c = {c}: {} vs {}",
+            m.kappa,
+            base.kappa
+        );
     }
 }
 
@@ -83,13 +95,21 @@ fn kappa_is_invariant_to_orthogonal_rotation() {
     let m = metrics(rows, cols, &rotated, &config);
     // Rounding U W V to f32 perturbs each singular value by about eps_f32 * s_max.
     let tolerance = 4.0 * f64::from(f32::EPSILON) * base.kappa;
-    assert!(rel_err(m.kappa, base.kappa) < tolerance, "{} vs {}", m.kappa, base.kappa);
+    assert!(
+        rel_err(m.kappa, base.kappa) < tolerance,
+        "{} vs {}",
+        m.kappa,
+        base.kappa
+    );
 }
 
 #[test]
 fn orthogonal_matrix_has_kappa_one_and_zero_log_volume() {
     let config = SpectraConfig::default();
-    let q: Vec<f32> = orthogonal(&mut rng(4), 16).into_iter().map(|x| x as f32).collect();
+    let q: Vec<f32> = orthogonal(&mut rng(4), 16)
+        .into_iter()
+        .map(|x| x as f32)
+        .collect();
     let m = metrics(16, 16, &q, &config);
     assert!((m.kappa - 1.0).abs() < 1e-6, "kappa {}", m.kappa);
     assert!(m.log_volume.abs() < 1e-5, "log volume {}", m.log_volume);
@@ -154,7 +174,13 @@ fn log_volume_lies_within_its_kappa_bounds() {
 #[test]
 fn log_volume_falls_as_kappa_rises_at_fixed_frobenius_norm() {
     // methods/kappa.md definition 5: k = 4, F = 5, geometric spectra.
-    const EXPECTED: [(f64, f64); 5] = [(1.0, 3.67), (2.0, 3.41), (10.0, 1.35), (100.0, -2.87), (1000.0, -7.40)];
+    const EXPECTED: [(f64, f64); 5] = [
+        (1.0, 3.67),
+        (2.0, 3.41),
+        (10.0, 1.35),
+        (100.0, -2.87),
+        (1000.0, -7.40),
+    ];
     let config = SpectraConfig::default();
     let mut previous = f64::INFINITY;
     for (kappa, expected_lv) in EXPECTED {
@@ -163,7 +189,11 @@ fn log_volume_falls_as_kappa_rises_at_fixed_frobenius_norm() {
         let norm = raw.iter().map(|s| s * s).sum::<f64>().sqrt();
         let spectrum: Vec<f64> = raw.iter().map(|s| 5.0 * s / norm).collect();
         let m = SpectrumMetrics::from_singular_values(&spectrum, 4, 4, &config).expect("nonzero");
-        assert!((m.log_volume - expected_lv).abs() < 0.01, "kappa {kappa}: {}", m.log_volume);
+        assert!(
+            (m.log_volume - expected_lv).abs() < 0.01,
+            "kappa {kappa}: {}",
+            m.log_volume
+        );
         assert!(m.log_volume < previous);
         assert!(m.entropy <= m.entropy_bound + 1e-12);
         previous = m.log_volume;
@@ -185,7 +215,13 @@ fn knn_entropy(samples: &[Vec<f64>], k: usize) -> f64 {
             .iter()
             .enumerate()
             .filter(|&(j, _)| j != i)
-            .map(|(_, xj)| xi.iter().zip(xj).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt())
+            .map(|(_, xj)| {
+                xi.iter()
+                    .zip(xj)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f64>()
+                    .sqrt()
+            })
             .collect();
         dists.select_nth_unstable_by(k - 1, f64::total_cmp);
         sum_log += dists[k - 1].ln();
@@ -248,10 +284,16 @@ fn gram_and_svd_paths_agree_with_an_independent_jacobi_svd() {
         let (s_svd, path, _) = singular_values(rows, cols, &w, &svd).expect("converges");
         assert_eq!(path, SpectrumPath::Svd);
         for i in 0..reference.len() {
-            assert!(rel_err(s_svd[i], reference[i]) < 1e-12, "svd {rows}x{cols} s_{i}");
+            assert!(
+                rel_err(s_svd[i], reference[i]) < 1e-12,
+                "svd {rows}x{cols} s_{i}"
+            );
             // The Gram bound holds for every singular value (s_min is the worst case).
             let err = rel_err(s_gram[i], reference[i]);
-            assert!(err <= bound + 1e-15, "gram {rows}x{cols} s_{i}: {err} > bound {bound}");
+            assert!(
+                err <= bound + 1e-15,
+                "gram {rows}x{cols} s_{i}: {err} > bound {bound}"
+            );
         }
     }
 }
@@ -260,14 +302,20 @@ fn gram_and_svd_paths_agree_with_an_independent_jacobi_svd() {
 fn auto_path_falls_back_to_svd_for_ill_conditioned_matrices() {
     let config = SpectraConfig::default();
     // kappa = 1e6: sigma_min^2 / sigma_max^2 = 1e-12, far below the Gram path's resolution.
-    let spectrum: Vec<f64> = (0..12).map(|i| 10f64.powf(-6.0 * i as f64 / 11.0)).collect();
+    let spectrum: Vec<f64> = (0..12)
+        .map(|i| 10f64.powf(-6.0 * i as f64 / 11.0))
+        .collect();
     let w = with_spectrum(9, 30, &spectrum);
     let reference = jacobi_singular_values(&w, 30, 12);
     let (s, path, bound) = singular_values(30, 12, &w, &config).expect("converges");
     assert_eq!(path, SpectrumPath::Svd);
     assert!(bound.expect("gram ran first") > config.gram_tolerance);
     let s_min = *s.last().expect("12 values");
-    assert!(rel_err(s_min, reference[11]) < 1e-7, "{s_min} vs {}", reference[11]);
+    assert!(
+        rel_err(s_min, reference[11]) < 1e-7,
+        "{s_min} vs {}",
+        reference[11]
+    );
 
     // A well-conditioned matrix stays on the Gram path.
     let spectrum: Vec<f64> = (0..12).map(|i| 1.0 + i as f64 / 11.0).collect();
@@ -298,7 +346,11 @@ fn zero_singular_values_are_floored_or_infinite_never_nan() {
 
     let strata = metrics(5, 7, &w, &SpectraConfig::strata());
     assert!(strata.kappa_floored && strata.rank_deficient);
-    assert!(rel_err(strata.kappa, 1e7) < 1e-9, "floored kappa {}", strata.kappa);
+    assert!(
+        rel_err(strata.kappa, 1e7) < 1e-9,
+        "floored kappa {}",
+        strata.kappa
+    );
 
     let peft = metrics(5, 7, &w, &SpectraConfig::peft());
     assert!(rel_err(peft.kappa, peft.s_max / (peft.s_min + 1e-8)) < 1e-12);
@@ -313,10 +365,19 @@ fn zero_singular_values_are_floored_or_infinite_never_nan() {
 #[test]
 fn kappa_floor_policies_follow_their_formulas() {
     use strata_spectra::kappa_with_floor;
-    assert_eq!(kappa_with_floor(2.0, 0.0, KappaFloor::None), (f64::INFINITY, true));
+    assert_eq!(
+        kappa_with_floor(2.0, 0.0, KappaFloor::None),
+        (f64::INFINITY, true)
+    );
     assert_eq!(kappa_with_floor(2.0, 0.5, KappaFloor::None), (4.0, false));
-    assert_eq!(kappa_with_floor(2.0, 0.0, KappaFloor::Relative { eps: 1e-7 }), (1e7, true));
-    assert_eq!(kappa_with_floor(2.0, 0.5, KappaFloor::Relative { eps: 1e-7 }), (4.0, false));
+    assert_eq!(
+        kappa_with_floor(2.0, 0.0, KappaFloor::Relative { eps: 1e-7 }),
+        (1e7, true)
+    );
+    assert_eq!(
+        kappa_with_floor(2.0, 0.5, KappaFloor::Relative { eps: 1e-7 }),
+        (4.0, false)
+    );
     let (k, _) = kappa_with_floor(2.0, 0.0, KappaFloor::Additive { eps: 1e-8 });
     assert_eq!(k, 2e8);
 }
@@ -351,11 +412,18 @@ fn powerlaw_fit_recovers_a_pareto_exponent() {
             })
             .collect();
         let fit = fit_powerlaw(&samples, 1e-5).expect("enough eigenvalues");
-        assert!((fit.alpha - alpha).abs() < 0.15, "alpha {alpha}: fitted {}", fit.alpha);
+        assert!(
+            (fit.alpha - alpha).abs() < 0.15,
+            "alpha {alpha}: fitted {}",
+            fit.alpha
+        );
         assert!(fit.ks_distance < 0.05);
         assert!(fit.xmin >= xmin);
     }
-    assert!(fit_powerlaw(&[1.0; 5], 1e-5).is_none(), "fewer than MIN_EVALS values");
+    assert!(
+        fit_powerlaw(&[1.0; 5], 1e-5).is_none(),
+        "fewer than MIN_EVALS values"
+    );
 }
 
 #[test]

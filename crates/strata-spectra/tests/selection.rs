@@ -74,15 +74,27 @@ fn ranking_is_ascending_with_ties_by_name() {
     assert!(unranked.is_empty());
     assert!(ranking.windows(2).all(|w| w[0].kappa <= w[1].kappa));
     // Neither the embedding nor the 1-D bias is a candidate.
-    assert!(names.iter().all(|n| !n.contains("embed") && !n.ends_with("bias")));
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains("embed") && !n.ends_with("bias"))
+    );
 }
 
 #[test]
 fn selection_does_not_depend_on_input_order() {
     let a = fixture(&(0..10).collect::<Vec<_>>());
     let b = fixture(&[9, 7, 2, 5, 0, 8, 3, 6, 1, 4]);
-    for budget in [Budget::Count(3), Budget::Fraction(0.5), Budget::Threshold(12.0)] {
-        assert_eq!(selected_names(&a, budget), selected_names(&b, budget), "{budget}");
+    for budget in [
+        Budget::Count(3),
+        Budget::Fraction(0.5),
+        Budget::Threshold(12.0),
+    ] {
+        assert_eq!(
+            selected_names(&a, budget),
+            selected_names(&b, budget),
+            "{budget}"
+        );
     }
 }
 
@@ -98,8 +110,14 @@ fn fraction_budget_is_floor_n_p_at_least_one() {
     let result = fixture(&(0..10).collect::<Vec<_>>());
     // 8 candidates: floor(8 * 0.2) = 1, floor(8 * 0.3) = 2, floor(8 * 0.05) = 0 -> 1.
     assert_eq!(selected_names(&result, Budget::Fraction(0.2)).len(), 1);
-    assert_eq!(selected_names(&result, Budget::Fraction(0.3)), ASCENDING[..2]);
-    assert_eq!(selected_names(&result, Budget::Fraction(0.05)), ASCENDING[..1]);
+    assert_eq!(
+        selected_names(&result, Budget::Fraction(0.3)),
+        ASCENDING[..2]
+    );
+    assert_eq!(
+        selected_names(&result, Budget::Fraction(0.05)),
+        ASCENDING[..1]
+    );
     assert_eq!(selected_names(&result, Budget::Fraction(1.0)).len(), 8);
 }
 
@@ -107,7 +125,10 @@ fn fraction_budget_is_floor_n_p_at_least_one() {
 fn threshold_budget_keeps_kappa_at_or_below_it() {
     let result = fixture(&(0..10).collect::<Vec<_>>());
     // kappas: 2, 5, 5, 12, 12, 30, 80, 300 (up to f32 rounding of 1/kappa).
-    assert_eq!(selected_names(&result, Budget::Threshold(5.5)), ASCENDING[..3]);
+    assert_eq!(
+        selected_names(&result, Budget::Threshold(5.5)),
+        ASCENDING[..3]
+    );
     assert_eq!(selected_names(&result, Budget::Threshold(1.0)).len(), 0);
 }
 
@@ -115,8 +136,14 @@ fn threshold_budget_keeps_kappa_at_or_below_it() {
 fn parameter_budget_takes_the_longest_fitting_prefix() {
     let result = fixture(&(0..10).collect::<Vec<_>>());
     // Parameters in ranking order: 16, 16, 36, 36, 16, ...
-    assert_eq!(selected_names(&result, Budget::Parameters(68)), ASCENDING[..3]);
-    assert_eq!(selected_names(&result, Budget::Parameters(67)), ASCENDING[..2]);
+    assert_eq!(
+        selected_names(&result, Budget::Parameters(68)),
+        ASCENDING[..3]
+    );
+    assert_eq!(
+        selected_names(&result, Budget::Parameters(67)),
+        ASCENDING[..2]
+    );
     let err = select(&result, Budget::Parameters(10)).unwrap_err();
     assert!(matches!(err, Error::InvalidBudget { .. }));
     assert!(err.to_string().contains("layers.1.attn.q.weight"), "{err}");
@@ -127,14 +154,32 @@ fn budgets_parse_and_bad_budgets_are_rejected() {
     assert_eq!("count:5".parse::<Budget>().unwrap(), Budget::Count(5));
     assert_eq!("7".parse::<Budget>().unwrap(), Budget::Count(7));
     assert_eq!("0.2".parse::<Budget>().unwrap(), Budget::Fraction(0.2));
-    assert_eq!("fraction:0.3".parse::<Budget>().unwrap(), Budget::Fraction(0.3));
-    assert_eq!("threshold:50".parse::<Budget>().unwrap(), Budget::Threshold(50.0));
-    assert_eq!("params:1000".parse::<Budget>().unwrap(), Budget::Parameters(1000));
+    assert_eq!(
+        "fraction:0.3".parse::<Budget>().unwrap(),
+        Budget::Fraction(0.3)
+    );
+    assert_eq!(
+        "threshold:50".parse::<Budget>().unwrap(),
+        Budget::Threshold(50.0)
+    );
+    assert_eq!(
+        "params:1000".parse::<Budget>().unwrap(),
+        Budget::Parameters(1000)
+    );
     assert_eq!("all".parse::<Budget>().unwrap(), Budget::All);
-    for bad in ["fraction:0", "fraction:1.5", "count:0", "count:x", "weird:3"] {
+    for bad in [
+        "fraction:0",
+        "fraction:1.5",
+        "count:0",
+        "count:x",
+        "weird:3",
+    ] {
         let err = bad.parse::<Budget>().unwrap_err();
         assert!(matches!(err, Error::InvalidBudget { .. }), "{bad}");
-        assert!(err.to_string().contains(bad.split(':').next().unwrap()), "{err}");
+        assert!(
+            err.to_string().contains(bad.split(':').next().unwrap()),
+            "{err}"
+        );
     }
 }
 

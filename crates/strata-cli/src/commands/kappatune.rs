@@ -51,10 +51,16 @@ pub fn run(args: &Args) -> Result<()> {
         args.out.join("selection.json").display()
     );
     for unit in selection.selected().take(10) {
-        println!("  {:>4}  kappa {:>12.4}  {}", unit.rank, unit.kappa, unit.unit);
+        println!(
+            "  {:>4}  kappa {:>12.4}  {}",
+            unit.rank, unit.kappa, unit.unit
+        );
     }
     if selection.n_selected() > 10 {
-        println!("  ... ({} more in ranking.csv)", selection.n_selected() - 10);
+        println!(
+            "  ... ({} more in ranking.csv)",
+            selection.n_selected() - 10
+        );
     }
     Ok(())
 }

@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use strata_spectra::{
-    Convention, SpectraConfig, SpectraResult, SpectrumMethod, analyze_path,
-};
+use strata_spectra::{Convention, SpectraConfig, SpectraResult, SpectrumMethod, analyze_path};
 
 /// Options shared by `strata spectra` and `strata kappatune`: which tensors, which convention.
 #[derive(Debug, Clone, clap::Args)]
@@ -145,7 +143,11 @@ fn esd_units(result: &SpectraResult, requested: &[String]) -> Vec<String> {
         return requested.to_vec();
     }
     let (ranking, _) = strata_spectra::rank(result);
-    let mut chosen: Vec<String> = ranking.first().map(|r| r.unit.clone()).into_iter().collect();
+    let mut chosen: Vec<String> = ranking
+        .first()
+        .map(|r| r.unit.clone())
+        .into_iter()
+        .collect();
     if let Some(last) = ranking.last().filter(|_| ranking.len() > 1) {
         chosen.push(last.unit.clone());
     }
