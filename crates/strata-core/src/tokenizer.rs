@@ -20,8 +20,16 @@ impl std::fmt::Debug for Tokenizer {
 
 impl Tokenizer {
     /// Loads a `tokenizer.json`.
+    ///
+    /// Padding and truncation stored in the file are switched off: strata pads batches
+    /// itself, and a sequence too long for the model is an error, never silently cut.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+        let mut inner = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(|e| Error::Tokenizer {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
