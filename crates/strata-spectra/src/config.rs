@@ -87,8 +87,15 @@ pub struct SpectraConfig {
     pub n_heads: Option<usize>,
     /// How singular values are computed.
     pub method: SpectrumMethod,
-    /// Largest accepted bound on the relative error of `s_min` on the Gram path before the
-    /// f64 SVD takes over (see `gram.rs` for the bound).
+    /// Largest accepted worst-case bound on the relative error of `s_min` on the Gram path
+    /// before an f64 SVD recomputes the matrix (the bound is derived in the `gram` module).
+    ///
+    /// The default `1e-4` keeps every reported singular value, and so `kappa`, within a
+    /// relative `1e-4` of the exact singular values of the stored weights. An f32 SVD is off
+    /// by about `eps_f32 * kappa`, which is larger once `kappa` exceeds about 1700. Measured
+    /// errors are far below the bound: on all-MiniLM-L6-v2 the Gram path alone is within
+    /// `6e-7` of numpy's f64 SVD for every matrix (worst `kappa = 8.2e4`), while the bound
+    /// sends 7 of its 37 matrices to the SVD.
     pub gram_tolerance: f64,
     /// Standard deviation `s` of the Gaussian input `x ~ N(0, s^2 I)` in the entropy `h(Wx)`.
     pub input_std: f64,
@@ -122,7 +129,7 @@ impl SpectraConfig {
             split_fused_qkv: false,
             n_heads: None,
             method: SpectrumMethod::Auto,
-            gram_tolerance: 1e-6,
+            gram_tolerance: 1e-4,
             input_std: 1.0,
             fit_powerlaw: true,
             eval_threshold: 1e-5,
