@@ -1,0 +1,266 @@
+//! Generation, interventions and perplexity against HF transformers references, plus the
+//! invariants of caching, padding and probes.
+
+mod common;
+
+use burn::backend::Flex;
+use strata::core::generate::{GenerateConfig, Sampling, generate, generate_batch};
+use strata::core::perplexity::perplexity;
+use strata::core::probe::{FnProbe, ProbeSet, Site};
+use strata::core::weights::HostTensor;
+use strata::core::{Model, TokenBatch};
+
+use common::{assert_close, reference, reference_ids};
+
+type B = Flex;
+
+const DECODERS: &[&str] = &[
+    "gpt2-tiny",
+    "gpt-neox-tiny",
+    "gpt-neox-serial-tiny",
+    "llama-tiny",
+    "mistral-tiny",
+    "qwen2-tiny",
+];
+
+fn load(fixture: &str) -> Model<B> {
+    Model::<B>::load(&common::fixture(fixture), &Default::default()).expect("fixture loads")
+}
+
+fn greedy(n: usize) -> GenerateConfig {
+    GenerateConfig {
+        max_new_tokens: n,
+        sampling: Sampling::Greedy,
+        seed: 0,
+        eos_token_id: None,
+    }
+}
+
+#[test]
+fn greedy_generation_matches_hf_generate() {
+    for fixture in DECODERS {
+        let model = load(fixture);
+        let (_, prompt) = reference_ids(fixture, "generate.prompt");
+        let (_, expected) = reference_ids(fixture, "generate.greedy");
+        let got = generate(
+            &model,
+            &prompt,
+            &greedy(expected.len()),
+            &mut ProbeSet::none(),
+        )
+        .unwrap();
+        assert_eq!(got, expected, "{fixture}: greedy continuation");
+    }
+}
+
+#[test]
+fn zeroing_an_mlp_output_matches_the_same_hf_intervention() {
+    for fixture in DECODERS {
+        let model = load(fixture);
+        let (_, ids) = reference_ids(fixture, "intervene.input_ids");
+        let mut zero = FnProbe::<B, _>::new(
+            |site| site == Site::MlpOut { layer: 0 },
+            |_, x, _| x.zeros_like(),
+        );
+        let logits = model
+            .forward_with(
+                &TokenBatch::single(&ids).unwrap(),
+                None,
+                &mut ProbeSet::one(&mut zero),
+            )
+            .unwrap();
+        let (shape, expected) = reference(fixture, "intervene.logits");
+        assert_close(
+            &format!("{fixture} intervened logits"),
+            &HostTensor::from_tensor(logits),
+            &shape,
+            &expected,
+        );
+    }
+}
+
+#[test]
+fn sliding_window_perplexity_matches_hf() {
+    for fixture in DECODERS {
+        let model = load(fixture);
+        let (_, stream) = reference_ids(fixture, "ppl.stream");
+        let (_, nll) = reference(fixture, "ppl.nll_sum");
+        let (_, n) = reference(fixture, "ppl.n_predicted");
+        let got = perplexity(&model, &stream, 16, 6, &mut |_, _| {}).unwrap();
+        assert_eq!(
+            got.n_predicted, n[0] as usize,
+            "{fixture}: predicted tokens"
+        );
+        let rel = (got.nll_sum - nll[0]).abs() / nll[0].abs();
+        assert!(
+            rel < 1e-5,
+            "{fixture}: nll {} vs HF {} (rel {rel:e})",
+            got.nll_sum,
+            nll[0]
+        );
+    }
+}
+
+#[test]
+fn perplexity_of_two_shards_merges_to_the_whole() {
+    let model = load("llama-tiny");
+    let (_, stream) = reference_ids("llama-tiny", "ppl.stream");
+    let (a, b) = stream.split_at(20);
+    let whole_a = perplexity(&model, a, 20, 20, &mut |_, _| {}).unwrap();
+    let whole_b = perplexity(&model, b, 20, 20, &mut |_, _| {}).unwrap();
+    let merged = whole_a.clone().merge(whole_b.clone());
+    assert_eq!(
+        merged.n_predicted,
+        whole_a.n_predicted + whole_b.n_predicted
+    );
+    assert!((merged.nll_sum - (whole_a.nll_sum + whole_b.nll_sum)).abs() < 1e-9);
+    assert!((merged.ppl() - (merged.nll_sum / merged.n_predicted as f64).exp()).abs() < 1e-9);
+}
+
+#[test]
+fn left_padded_batch_generation_equals_one_prompt_at_a_time() {
+    for fixture in ["gpt2-tiny", "llama-tiny", "mistral-tiny"] {
+        let model = load(fixture);
+        let prompts = vec![
+            vec![3, 14, 15, 9, 2, 6, 5],
+            vec![35, 8],
+            vec![97 % 96, 93, 23, 84],
+        ];
+        let batch = generate_batch(&model, &prompts, &greedy(6), &mut ProbeSet::none()).unwrap();
+        for (prompt, got) in prompts.iter().zip(&batch) {
+            let alone = generate(&model, prompt, &greedy(6), &mut ProbeSet::none()).unwrap();
+            assert_eq!(got, &alone, "{fixture}: prompt {prompt:?}");
+        }
+    }
+}
+
+#[test]
+fn seeded_sampling_is_reproducible_and_seed_dependent() {
+    let model = load("qwen2-tiny");
+    let cfg = |seed| GenerateConfig {
+        max_new_tokens: 24,
+        sampling: Sampling::TopP {
+            temperature: 50.0,
+            top_p: 1.0,
+        },
+        seed,
+        eos_token_id: None,
+    };
+    let a = generate(&model, &[1, 2, 3], &cfg(7), &mut ProbeSet::none()).unwrap();
+    let b = generate(&model, &[1, 2, 3], &cfg(7), &mut ProbeSet::none()).unwrap();
+    let c = generate(&model, &[1, 2, 3], &cfg(8), &mut ProbeSet::none()).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn an_observing_probe_leaves_the_forward_pass_unchanged() {
+    let model = load("gpt-neox-tiny");
+    let (_, ids) = reference_ids("gpt-neox-tiny", "input_ids");
+    let batch = TokenBatch::single(&ids).unwrap();
+    let plain = HostTensor::from_tensor(model.forward(&batch).unwrap());
+    let mut n_calls = 0usize;
+    let mut observe = FnProbe::<B, _>::new(
+        |_| true,
+        |_, x, _| {
+            n_calls += 1;
+            x
+        },
+    );
+    let probed = HostTensor::from_tensor(
+        model
+            .forward_with(&batch, None, &mut ProbeSet::one(&mut observe))
+            .unwrap(),
+    );
+    drop(observe);
+    assert_eq!(plain, probed);
+    assert_eq!(n_calls, Site::all(&model.config).len());
+}
+
+#[test]
+fn steering_at_one_position_during_cached_generation_sees_absolute_positions() {
+    let model = load("llama-tiny");
+    let mut positions_seen = Vec::new();
+    let mut record = FnProbe::<B, _>::new(
+        |site| site == Site::ResidPost { layer: 1 },
+        |_, x, ctx| {
+            positions_seen.push((ctx.pos_offset, x.dims()[1]));
+            x
+        },
+    );
+    generate(
+        &model,
+        &[5, 6, 7, 8],
+        &greedy(3),
+        &mut ProbeSet::one(&mut record),
+    )
+    .unwrap();
+    drop(record);
+    assert_eq!(positions_seen, vec![(0, 4), (4, 1), (5, 1)]);
+}
+
+#[test]
+fn sampler_frequencies_follow_the_tempered_nucleus() {
+    use rand::SeedableRng;
+    use strata::core::generate::choose;
+    // Logits ln(1), ln(2), ln(3), ln(4): probabilities 0.1, 0.2, 0.3, 0.4 at temperature 1.
+    let logits: Vec<f32> = (1..=4).map(|k| (k as f32).ln()).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let n = 20_000;
+    let mut counts = [0usize; 4];
+    for _ in 0..n {
+        counts[choose(
+            &logits,
+            Sampling::TopP {
+                temperature: 1.0,
+                top_p: 1.0,
+            },
+            &mut rng,
+        ) as usize] += 1;
+    }
+    for (k, &c) in counts.iter().enumerate() {
+        let expected = (k + 1) as f64 / 10.0;
+        assert!(
+            (c as f64 / n as f64 - expected).abs() < 0.015,
+            "token {k}: {c} of {n}"
+        );
+    }
+    // top_p = 0.6 keeps the smallest set reaching 0.6: tokens 3 (0.4) and 2 (0.3), renormalised 4:3.
+    let mut counts = [0usize; 4];
+    for _ in 0..n {
+        counts[choose(
+            &logits,
+            Sampling::TopP {
+                temperature: 1.0,
+                top_p: 0.6,
+            },
+            &mut rng,
+        ) as usize] += 1;
+    }
+    assert_eq!(
+        counts[0] + counts[1],
+        0,
+        "tokens outside the nucleus are never drawn"
+    );
+    assert!((counts[3] as f64 / n as f64 - 4.0 / 7.0).abs() < 0.015);
+    // Temperature 2 flattens: p_k proportional to sqrt(k).
+    let mut counts = [0usize; 4];
+    for _ in 0..n {
+        counts[choose(
+            &logits,
+            Sampling::TopP {
+                temperature: 2.0,
+                top_p: 1.0,
+            },
+            &mut rng,
+        ) as usize] += 1;
+    }
+    let z: f64 = (1..=4).map(|k| (k as f64).sqrt()).sum();
+    for (k, &c) in counts.iter().enumerate() {
+        let expected = ((k + 1) as f64).sqrt() / z;
+        assert!(
+            (c as f64 / n as f64 - expected).abs() < 0.015,
+            "T=2 token {k}: {c} of {n}"
+        );
+    }
+}
