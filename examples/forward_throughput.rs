@@ -1,0 +1,58 @@
+//! Forward throughput of a GPT-2-small-shaped model on the Flex backend, with and without a
+//! probe capturing every `hook_resid_post`; the Rust half of `scripts/bench_forward.py`.
+//!
+//! ```sh
+//! cargo run --release --example forward_throughput -- write-random target/bench/gpt2-small
+//! cargo run --release --example forward_throughput -- time target/bench/gpt2-small 4 256 5
+//! cargo run --release --example forward_throughput -- load target/bench/gpt2-small
+//! ```
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::backend::Flex;
+use rand::{Rng, SeedableRng};
+
+#[path = "../benches/support/gpt2_small.rs"]
+mod gpt2_small;
+use strata::core::probe::{Capture, ProbeSet, Site};
+use strata::core::{Model, TokenBatch};
+
+/// Times `iters` forward passes of a `[batch, seq]` batch, plain and with every resid_post
+/// captured, and prints tokens per second as JSON.
+fn time(dir: &Path, batch: usize, seq: usize, iters: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let model = Model::<Flex>::load(dir, &Default::default())?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let rows: Vec<Vec<u32>> = (0..batch)
+        .map(|_| (0..seq).map(|_| rng.random_range(0..model.config.vocab_size as u32)).collect())
+        .collect();
+    let tokens = TokenBatch::padded(&rows, 0, strata::core::PadSide::Right)?;
+    let run = |probes: &mut ProbeSet<'_, Flex>| -> Result<f64, Box<dyn std::error::Error>> {
+        let start = Instant::now();
+        let logits = model.forward_with(&tokens, None, probes)?;
+        // Reading one value forces the whole computation.
+        let _ = logits.slice([0..1, 0..1, 0..1]).into_data();
+        Ok(start.elapsed().as_secs_f64())
+    };
+    run(&mut ProbeSet::none())?;
+    let mut plain = Vec::new();
+    let mut probed = Vec::new();
+    for _ in 0..iters {
+        plain.push(run(&mut ProbeSet::none())?);
+        let mut capture = Capture::new((0..model.config.n_layers).map(|layer| Site::ResidPost { layer }));
+        probed.push(run(&mut ProbeSet::one(&mut capture))?);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let n_tokens = (batch * seq) as f64;
+    println!(
+        "{{\"tokens_per_s\": {:.1}, \"tokens_per_s_capture_resid_post\": {:.1}, \"median_s\": {:.4}, \"median_s_capture\": {:.4}}}",
+        n_tokens / median(&mut plain),
+        n_tokens / median(&mut probed),
+        median(&mut plain),
+        median(&mut probed)
+    );
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Parity with HF transformers on the wgpu backend: the CubeCL kernels that the GPU backends
+//! run. CI runs it on Mesa's software Vulkan driver (lavapipe): `cargo test --features wgpu
+//! --test parity_wgpu`. Without the `wgpu` feature this file compiles to nothing.
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use burn::backend::Wgpu;
+use strata::core::probe::{Capture, ProbeSet, Site};
+use strata::core::{Model, TokenBatch};
+
+use common::{assert_close, reference, reference_ids};
+
+/// Every site of a fixture, captured in one wgpu forward pass, against HF.
+fn check_all_sites_on_wgpu(fixture: &str) {
+    let device = Default::default();
+    let model = Model::<Wgpu>::load(&common::fixture(fixture), &device).expect("fixture loads");
+    let (_, ids) = reference_ids(fixture, "input_ids");
+    let sites = Site::all(&model.config);
+    let mut capture = Capture::new(sites.iter().copied());
+    model
+        .forward_with(&TokenBatch::single(&ids).unwrap(), None, &mut ProbeSet::one(&mut capture))
+        .expect("forward");
+    for site in &sites {
+        let (shape, expected) = reference(fixture, &site.to_string());
+        assert_close(&format!("wgpu {fixture} {site}"), &capture.captured[site], &shape, &expected);
+    }
+}
+
+#[test]
+fn gpt2_every_site_matches_hf_on_wgpu() {
+    check_all_sites_on_wgpu("gpt2-tiny");
+}
+
+#[test]
+fn llama_every_site_matches_hf_on_wgpu() {
+    check_all_sites_on_wgpu("llama-tiny");
+}
+
+#[test]
+fn gpt_neox_every_site_matches_hf_on_wgpu() {
+    check_all_sites_on_wgpu("gpt-neox-tiny");
+}
