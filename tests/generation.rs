@@ -264,3 +264,50 @@ fn sampler_frequencies_follow_the_tempered_nucleus() {
         );
     }
 }
+
+#[test]
+fn a_skipped_layer_passes_its_input_through_for_the_chosen_tokens() {
+    use strata::core::probe::{Capture, LayerSkip};
+    let model = load("gpt-neox-serial-tiny");
+    let (_, ids) = reference_ids("gpt-neox-serial-tiny", "input_ids");
+    let batch = TokenBatch::single(&ids).unwrap();
+    // Skip block 1 for even positions only.
+    let mut skip = LayerSkip::<B>::layers([]);
+    skip.set_mask(1, (0..ids.len()).map(|p| p % 2 == 0).collect());
+    let sites = [Site::ResidPost { layer: 0 }, Site::ResidPost { layer: 1 }];
+    let mut capture = Capture::new(sites);
+    model
+        .forward_with(
+            &batch,
+            None,
+            &mut ProbeSet::one(&mut skip).with(&mut capture),
+        )
+        .unwrap();
+    let before = &capture.captured[&sites[0]];
+    let after = &capture.captured[&sites[1]];
+    // HF's own resid_post of block 1 (no skipping) for the odd positions.
+    let (_, hf_after) = reference("gpt-neox-serial-tiny", "blocks.1.hook_resid_post");
+    let d = model.config.d_model;
+    for p in 0..ids.len() {
+        let row = |t: &HostTensor| t.data[p * d..(p + 1) * d].to_vec();
+        if p % 2 == 0 {
+            assert_eq!(row(after), row(before), "position {p} is skipped");
+        } else {
+            assert_ne!(row(after), row(before), "position {p} runs block 1");
+        }
+    }
+    // Position 0 attends only to itself, so odd-position outputs differ from HF's only via
+    // skipped earlier tokens; position 1 sees position 0, which block 1 skipped but whose
+    // keys come from block 1's unchanged input: block 1 at position 1 is exactly HF's.
+    let got: Vec<f64> = after.data[d..2 * d].iter().map(|&x| x as f64).collect();
+    let want = &hf_after[d..2 * d];
+    let err = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        err <= common::tolerance(want),
+        "position 1 after block 1: {err:e}"
+    );
+}

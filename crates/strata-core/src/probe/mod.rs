@@ -9,8 +9,10 @@ mod capture;
 mod closure;
 mod probe;
 mod site;
+mod skip;
 
 pub use capture::Capture;
 pub use closure::FnProbe;
 pub use probe::{HookContext, Merge, Probe, ProbeSet};
 pub use site::Site;
+pub use skip::LayerSkip;
