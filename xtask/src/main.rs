@@ -4,6 +4,8 @@
 //! work from any directory.
 
 mod baselines;
+mod train;
+mod train_tiny;
 mod train_tokenizer;
 
 use std::path::PathBuf;
@@ -23,12 +25,15 @@ enum Command {
     TrainTokenizer(train_tokenizer::Args),
     /// Unigram and bigram perplexities of the KJV splits under the tokenizer.
     Baselines(baselines::Args),
+    /// Train the tiny models (`default` or `suite`) with burn, with HF checkpoints.
+    TrainTiny(train_tiny::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::TrainTokenizer(args) => train_tokenizer::run(&args),
         Command::Baselines(args) => baselines::run(&args),
+        Command::TrainTiny(args) => train_tiny::run(&args),
     }
 }
 

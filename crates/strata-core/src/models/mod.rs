@@ -5,6 +5,8 @@ pub mod attention;
 pub mod bert;
 pub mod cache;
 pub mod decoder;
+pub mod export;
+pub mod init;
 pub mod loader;
 pub mod mlp;
 pub mod names;
