@@ -20,11 +20,20 @@ use strata::core::{Model, TokenBatch};
 
 /// Times `iters` forward passes of a `[batch, seq]` batch, plain and with every resid_post
 /// captured, and prints tokens per second as JSON.
-fn time(dir: &Path, batch: usize, seq: usize, iters: usize) -> Result<(), Box<dyn std::error::Error>> {
+fn time(
+    dir: &Path,
+    batch: usize,
+    seq: usize,
+    iters: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let model = Model::<Flex>::load(dir, &Default::default())?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let rows: Vec<Vec<u32>> = (0..batch)
-        .map(|_| (0..seq).map(|_| rng.random_range(0..model.config.vocab_size as u32)).collect())
+        .map(|_| {
+            (0..seq)
+                .map(|_| rng.random_range(0..model.config.vocab_size as u32))
+                .collect()
+        })
         .collect();
     let tokens = TokenBatch::padded(&rows, 0, strata::core::PadSide::Right)?;
     let run = |probes: &mut ProbeSet<'_, Flex>| -> Result<f64, Box<dyn std::error::Error>> {
@@ -39,7 +48,8 @@ fn time(dir: &Path, batch: usize, seq: usize, iters: usize) -> Result<(), Box<dy
     let mut probed = Vec::new();
     for _ in 0..iters {
         plain.push(run(&mut ProbeSet::none())?);
-        let mut capture = Capture::new((0..model.config.n_layers).map(|layer| Site::ResidPost { layer }));
+        let mut capture =
+            Capture::new((0..model.config.n_layers).map(|layer| Site::ResidPost { layer }));
         probed.push(run(&mut ProbeSet::one(&mut capture))?);
     }
     let median = |v: &mut Vec<f64>| {

@@ -19,11 +19,20 @@ fn check_all_sites_on_wgpu(fixture: &str) {
     let sites = Site::all(&model.config);
     let mut capture = Capture::new(sites.iter().copied());
     model
-        .forward_with(&TokenBatch::single(&ids).unwrap(), None, &mut ProbeSet::one(&mut capture))
+        .forward_with(
+            &TokenBatch::single(&ids).unwrap(),
+            None,
+            &mut ProbeSet::one(&mut capture),
+        )
         .expect("forward");
     for site in &sites {
         let (shape, expected) = reference(fixture, &site.to_string());
-        assert_close(&format!("wgpu {fixture} {site}"), &capture.captured[site], &shape, &expected);
+        assert_close(
+            &format!("wgpu {fixture} {site}"),
+            &capture.captured[site],
+            &shape,
+            &expected,
+        );
     }
 }
 

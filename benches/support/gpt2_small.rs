@@ -25,7 +25,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{{\"n_params\": {}}}", model.n_params());
             Ok(())
         }
-        _ => Err("usage: forward_throughput (write-random DIR | time DIR BATCH SEQ ITERS | load DIR)".into()),
+        _ => Err(
+            "usage: forward_throughput (write-random DIR | time DIR BATCH SEQ ITERS | load DIR)"
+                .into(),
+        ),
     }
 }
 
@@ -42,19 +45,45 @@ pub fn write_random(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         HostTensor::new(shape, data)
     };
     let mut tensors = vec![
-        ("transformer.wte.weight".to_string(), normal(vec![VOCAB, D], 0.02)),
-        ("transformer.wpe.weight".to_string(), normal(vec![N_CTX, D], 0.01)),
-        ("transformer.ln_f.weight".to_string(), HostTensor::new(vec![D], vec![1.0; D])),
-        ("transformer.ln_f.bias".to_string(), HostTensor::new(vec![D], vec![0.0; D])),
+        (
+            "transformer.wte.weight".to_string(),
+            normal(vec![VOCAB, D], 0.02),
+        ),
+        (
+            "transformer.wpe.weight".to_string(),
+            normal(vec![N_CTX, D], 0.01),
+        ),
+        (
+            "transformer.ln_f.weight".to_string(),
+            HostTensor::new(vec![D], vec![1.0; D]),
+        ),
+        (
+            "transformer.ln_f.bias".to_string(),
+            HostTensor::new(vec![D], vec![0.0; D]),
+        ),
     ];
     for l in 0..N_LAYERS {
         let p = format!("transformer.h.{l}");
         for ln in ["ln_1", "ln_2"] {
-            tensors.push((format!("{p}.{ln}.weight"), HostTensor::new(vec![D], vec![1.0; D])));
-            tensors.push((format!("{p}.{ln}.bias"), HostTensor::new(vec![D], vec![0.0; D])));
+            tensors.push((
+                format!("{p}.{ln}.weight"),
+                HostTensor::new(vec![D], vec![1.0; D]),
+            ));
+            tensors.push((
+                format!("{p}.{ln}.bias"),
+                HostTensor::new(vec![D], vec![0.0; D]),
+            ));
         }
-        for (name, d_in, d_out) in [("attn.c_attn", D, 3 * D), ("attn.c_proj", D, D), ("mlp.c_fc", D, 4 * D), ("mlp.c_proj", 4 * D, D)] {
-            tensors.push((format!("{p}.{name}.weight"), normal(vec![d_in, d_out], 0.02)));
+        for (name, d_in, d_out) in [
+            ("attn.c_attn", D, 3 * D),
+            ("attn.c_proj", D, D),
+            ("mlp.c_fc", D, 4 * D),
+            ("mlp.c_proj", 4 * D, D),
+        ] {
+            tensors.push((
+                format!("{p}.{name}.weight"),
+                normal(vec![d_in, d_out], 0.02),
+            ));
             tensors.push((format!("{p}.{name}.bias"), normal(vec![d_out], 0.01)));
         }
     }
@@ -66,7 +95,9 @@ pub fn write_random(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5, "tie_word_embeddings": true,
         "bos_token_id": 50256, "eos_token_id": 50256, "torch_dtype": "float32"
     });
-    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config)?)?;
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config)?,
+    )?;
     Ok(())
 }
-

@@ -47,7 +47,11 @@ fn capture_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         sites.extend(Site::expand(pattern.trim(), &model.config)?);
     }
     let mut capture = Capture::new(sites.iter().copied());
-    model.forward_with(&TokenBatch::single(&ids)?, None, &mut ProbeSet::one(&mut capture))?;
+    model.forward_with(
+        &TokenBatch::single(&ids)?,
+        None,
+        &mut ProbeSet::one(&mut capture),
+    )?;
     let tensors: Vec<(String, _)> = sites
         .iter()
         .map(|s| (s.to_string(), capture.captured[s].clone()))
@@ -59,6 +63,11 @@ fn capture_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     ]);
     write_safetensors(&args.out, &tensors, Some(metadata))
         .with_context(|| format!("writing {}", args.out.display()))?;
-    println!("wrote {} sites x {} tokens to {}", tensors.len(), ids.len(), args.out.display());
+    println!(
+        "wrote {} sites x {} tokens to {}",
+        tensors.len(),
+        ids.len(),
+        args.out.display()
+    );
     Ok(())
 }

@@ -48,7 +48,10 @@ fn generate_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     let config = GenerateConfig {
         max_new_tokens: args.max_new_tokens,
         sampling: match args.temperature {
-            Some(temperature) => Sampling::TopP { temperature, top_p: args.top_p },
+            Some(temperature) => Sampling::TopP {
+                temperature,
+                top_p: args.top_p,
+            },
             None => Sampling::Greedy,
         },
         seed: args.seed,
@@ -63,6 +66,10 @@ fn generate_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         }
         None => println!("{new:?}"),
     }
-    tracing::info!(n_new = new.len(), tokens_per_s = new.len() as f64 / secs, "generated");
+    tracing::info!(
+        n_new = new.len(),
+        tokens_per_s = new.len() as f64 / secs,
+        "generated"
+    );
     Ok(())
 }

@@ -32,20 +32,42 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let sites = Site::all(&cfg);
     println!("model        {}", args.model.display());
-    println!("family       {:?} (model_type `{}`)", cfg.family, cfg.model_type);
+    println!(
+        "family       {:?} (model_type `{}`)",
+        cfg.family, cfg.model_type
+    );
     println!("parameters   {n_params} ({:.2} M)", n_params as f64 / 1e6);
     println!("stored dtype {dtype} (config: {})", cfg.dtype);
     println!("d_model      {}", cfg.d_model);
     println!("n_layers     {}", cfg.n_layers);
-    println!("n_heads      {} (kv heads {}, d_head {})", cfg.n_heads, cfg.n_kv_heads, cfg.d_head);
-    println!("d_mlp        {} ({}, {})", cfg.d_mlp, cfg.activation.hf_name(), if cfg.gated_mlp { "gated" } else { "plain" });
+    println!(
+        "n_heads      {} (kv heads {}, d_head {})",
+        cfg.n_heads, cfg.n_kv_heads, cfg.d_head
+    );
+    println!(
+        "d_mlp        {} ({}, {})",
+        cfg.d_mlp,
+        cfg.activation.hf_name(),
+        if cfg.gated_mlp { "gated" } else { "plain" }
+    );
     println!("d_vocab      {}", cfg.vocab_size);
     println!("n_ctx        {}", cfg.n_ctx);
     println!("norm         {:?}", cfg.norm);
     println!("positions    {:?}", cfg.positions);
-    println!("residual     {}", if cfg.parallel_residual { "parallel" } else { "serial" });
+    println!(
+        "residual     {}",
+        if cfg.parallel_residual {
+            "parallel"
+        } else {
+            "serial"
+        }
+    );
     println!("tied embed   {}", cfg.tied_embeddings);
-    println!("sites        {} ({} .. {})", sites.len(), sites[0], sites[sites.len() - 1]);
+    println!(
+        "sites        {} ({} .. {})",
+        sites.len(),
+        sites[0],
+        sites[sites.len() - 1]
+    );
     Ok(())
 }
-

@@ -54,7 +54,9 @@ fn ppl_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     let window = args.window.unwrap_or(model.config.n_ctx.min(1024));
     let stride = args.stride.unwrap_or(window / 2).max(1);
     let bar = progress::bar(tokens.len() as u64, "tokens");
-    let result = perplexity(&model, &tokens, window, stride, &mut |done, _| bar.set_position(done as u64))?;
+    let result = perplexity(&model, &tokens, window, stride, &mut |done, _| {
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
     println!(
         "{}: {} tokens, window {window}, stride {stride}: {:.4} nats/token, PPL {:.3}",
