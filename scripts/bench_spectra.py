@@ -11,7 +11,7 @@ Usage (from the repository root):
     .venv/bin/python scripts/bench_spectra.py --threads 2 \
         --strata target/release/examples/bench_spectra
 
-Needs numpy and torch.
+Needs numpy, torch and GNU time (/usr/bin/time) for the peak-memory figures.
 """
 
 import argparse
@@ -60,15 +60,18 @@ def write_safetensors(path, tensors):
             f.write(blob)
 
 
-def run_child(cmd, env):
-    """Runs cmd, returns (stdout, max RSS in MiB) of that process alone."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+def run_child(cmd, env, tmp):
+    """Runs cmd, returns (stdout, peak RSS in MiB) of that process alone.
+
+    The peak RSS comes from GNU time: a child spawned straight from this process would inherit
+    this process's own high-water mark (the kernel carries it across exec).
+    """
+    rss_file = tmp / "rss.txt"
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file)] + cmd,
+                          stdout=subprocess.PIPE, env=env, check=False)
     if proc.returncode != 0:
         sys.exit(f"{cmd[0]} failed with {proc.returncode}")
-    return out.decode(), usage.ru_maxrss / 1024
+    return proc.stdout.decode(), int(rss_file.read_text().split()[-1]) / 1024
 
 
 def torch_worker(path, threads, repeats, out):
@@ -116,6 +119,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strata", default="target/release/examples/bench_spectra")
+    parser.add_argument("--omp-spin", action="store_true",
+                        help="keep OpenMP's default spin-waiting for PyTorch (fair only on an idle machine)")
     parser.add_argument("--torch-worker", nargs=2, metavar=("FILE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.torch_worker:
@@ -123,21 +128,32 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        matrices = make_matrices(args.seed)
         model = tmp / "model.safetensors"
-        write_safetensors(model, matrices)
+        write_safetensors(model, make_matrices(args.seed))
+        model_size = model.stat().st_size
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                    RAYON_NUM_THREADS=str(args.threads))
+        if not args.omp_spin:
+            # On a shared, loaded machine MKL's spinning OpenMP threads lose their cores and one
+            # 768x3072 svdvals takes 10 s instead of 0.6 s: let idle threads sleep instead.
+            env.update(OMP_WAIT_POLICY="PASSIVE", KMP_BLOCKTIME="0")
 
-        strata_out, strata_rss = run_child(
-            [args.strata, str(model), "--threads", str(args.threads), "--repeats", str(args.repeats),
-             "--singular-values", str(tmp / "strata.bin")], env)
-        strata = json.loads(strata_out)
-        torch_out, torch_rss = run_child(
-            [sys.executable, __file__, "--threads", str(args.threads), "--repeats", str(args.repeats),
-             "--torch-worker", str(model), str(tmp / "torch.bin")], env)
-        torch_run = json.loads(torch_out)
+        def strata_cmd(repeats):
+            return [args.strata, str(model), "--threads", str(args.threads), "--repeats", str(repeats),
+                    "--singular-values", str(tmp / "strata.bin")]
 
+        def torch_cmd(repeats):
+            return [sys.executable, __file__, "--threads", str(args.threads), "--repeats", str(repeats),
+                    "--torch-worker", str(model), str(tmp / "torch.bin")]
+
+        # Timings: best of --repeats runs, the two sides alternating in one session.
+        strata = json.loads(run_child(strata_cmd(args.repeats), env, tmp)[0])
+        torch_run = json.loads(run_child(torch_cmd(args.repeats), env, tmp)[0])
+        # Peak memory: one pass each, in fresh processes (repeats only add allocator slack).
+        strata_rss = run_child(strata_cmd(1), env, tmp)[1]
+        torch_rss = run_child(torch_cmd(1), env, tmp)[1]
+
+        matrices = make_matrices(args.seed)
         names = sorted(matrices)
         assert strata["units"] == names, "strata analysed a different set of matrices"
         print("computing the numpy f64 reference ...", file=sys.stderr)
@@ -148,6 +164,8 @@ def main():
     report = {
         "matrices": f"{len(names)} f32 matrices, GPT-2-small shapes, N(0, 0.02^2), seed {args.seed}",
         "threads": args.threads,
+        "omp_wait_policy": "default (spin)" if args.omp_spin else "PASSIVE, KMP_BLOCKTIME=0",
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "torch_version": torch_run["torch"],
         "torch_svdvals_seconds": round(torch_run["seconds"], 3),
         "strata_singular_values_seconds": round(strata["seconds_singular_values"], 3),
@@ -157,8 +175,9 @@ def main():
         "strata_svd_fallbacks": strata["n_svd_fallback"],
         "strata_max_rel_error_vs_numpy_f64": strata_err,
         "torch_f32_max_rel_error_vs_numpy_f64": torch_err,
-        "strata_peak_rss_mib": round(strata_rss, 1),
-        "torch_peak_rss_mib": round(torch_rss, 1),
+        "model_file_mib": round(model_size / 2**20, 1),
+        "strata_peak_rss_mib_one_pass": round(strata_rss, 1),
+        "torch_peak_rss_mib_one_pass": round(torch_rss, 1),
     }
     print(json.dumps(report, indent=1))
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file or folder could not be written.
-    #[error("{path}: {source}")]
+    #[error("{path}: cannot write the file")]
     Io {
         /// The file or folder.
         path: PathBuf,

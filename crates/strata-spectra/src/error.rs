@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The weights could not be opened (missing folder, not a safetensors file, bad index).
-    #[error("{path}: cannot read weights: {source}")]
+    #[error("{path}: cannot read weights")]
     Open {
         /// The model folder or file that was given.
         path: PathBuf,
@@ -18,7 +18,7 @@ pub enum Error {
         source: Box<strata_core::Error>,
     },
     /// One tensor could not be read.
-    #[error("{path}: cannot read tensor `{tensor}`: {source}")]
+    #[error("{path}: cannot read tensor `{tensor}`")]
     Read {
         /// The model folder or file.
         path: PathBuf,
@@ -73,7 +73,7 @@ pub enum Error {
     #[error("nothing to select: no analysed tensor has a finite kappa")]
     EmptyRanking,
     /// A selection or result file could not be written or read.
-    #[error("{path}: {source}")]
+    #[error("{path}: cannot read or write the file")]
     Io {
         /// The file.
         path: PathBuf,
@@ -82,7 +82,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A selection or result file is not valid JSON of the expected form.
-    #[error("{path}: invalid JSON: {source}")]
+    #[error("{path}: invalid JSON")]
     Json {
         /// The file.
         path: PathBuf,

@@ -131,9 +131,6 @@ pub fn analyze_with_progress(model: &Path, config: &SpectraConfig) -> Result<Spe
     let result = analyze_path(model, config, Some(&callback))
         .with_context(|| format!("strata spectra on {}", model.display()))?;
     bar.finish_and_clear();
-    for unit in result.failed_units() {
-        eprintln!("warning: `{}` not analysed: {:?}", unit.unit, unit.status);
-    }
     Ok(result)
 }
 
@@ -166,4 +163,7 @@ fn summarize(result: &SpectraResult, out: &Path) {
         result.skipped.len(),
         out.join("spectra.csv").display()
     );
+    for unit in result.failed_units() {
+        println!("  not analysed: `{}` ({})", unit.unit, unit.status.label());
+    }
 }
