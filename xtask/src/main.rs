@@ -4,6 +4,7 @@
 //! work from any directory.
 
 mod baselines;
+mod bench_compare;
 mod train;
 mod train_tiny;
 mod train_tokenizer;
@@ -27,6 +28,8 @@ enum Command {
     Baselines(baselines::Args),
     /// Train the tiny models (`default` or `suite`) with burn, with HF checkpoints.
     TrainTiny(train_tiny::Args),
+    /// Compare strata's speed with PyTorch's, side by side (`forward`, `spectra`).
+    BenchCompare(bench_compare::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         Command::TrainTokenizer(args) => train_tokenizer::run(&args),
         Command::Baselines(args) => baselines::run(&args),
         Command::TrainTiny(args) => train_tiny::run(&args),
+        Command::BenchCompare(args) => bench_compare::run(&args),
     }
 }
 

@@ -1,0 +1,74 @@
+//! `cargo xtask bench-compare`: strata against PyTorch, side by side in one run.
+//!
+//! Each area is a Python script in `scripts/` that times both sides on the same inputs with
+//! the same thread count and prints the ratio. The scripts need torch and transformers:
+//! `python3 -m venv .venv && .venv/bin/pip install torch transformers numpy`; the
+//! workspace's `.venv` is used when it exists.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, ensure};
+
+use crate::workspace_root;
+
+/// Arguments of `cargo xtask bench-compare`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// What to compare.
+    #[arg(value_enum)]
+    pub area: Area,
+    /// Threads on both sides.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+/// The benchmarked areas.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Area {
+    /// Forward throughput of a GPT-2-small-shaped model, 4 x 256 tokens, vs HF eager fp32.
+    Forward,
+    /// Singular values of every 2-D tensor of a GPT-2-small-shaped checkpoint vs torch.linalg.svdvals.
+    Spectra,
+}
+
+/// Runs the comparison script of `args.area`.
+pub fn run(args: &Args) -> Result<()> {
+    let root = workspace_root();
+    let venv_python = root.join(".venv/bin/python");
+    let python = if venv_python.is_file() {
+        venv_python
+    } else {
+        "python3".into()
+    };
+    let script = match args.area {
+        Area::Forward => "scripts/bench_forward.py",
+        Area::Spectra => "scripts/bench_spectra.py",
+    };
+    if let Area::Spectra = args.area {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "strata-spectra",
+                "--example",
+                "bench_spectra",
+            ])
+            .current_dir(&root)
+            .status()
+            .context("building the spectra benchmark")?;
+        ensure!(
+            status.success(),
+            "building the spectra benchmark failed ({status})"
+        );
+    }
+    let status = Command::new(&python)
+        .arg(root.join(script))
+        .arg("--threads")
+        .arg(args.threads.to_string())
+        .current_dir(&root)
+        .status()
+        .with_context(|| format!("running {} {script}", python.display()))?;
+    ensure!(status.success(), "{script} failed ({status})");
+    Ok(())
+}
