@@ -253,7 +253,7 @@ pub fn train<B: AutodiffBackend>(
             .load_file(dir.join("model"), &recorder, device)
             .map_err(|e| anyhow!("{}: cannot load the weights: {e:?}", dir.display()))?;
         let record = recorder
-            .load(dir.join("optimizer").into(), device)
+            .load(dir.join("optimizer"), device)
             .map_err(|e| anyhow!("{}: cannot load the optimizer: {e:?}", dir.display()))?;
         optim = optim.load_record(record);
         resumed_from = Some(state.step);
@@ -324,7 +324,7 @@ pub fn train<B: AutodiffBackend>(
         });
         bar.set_message(format!("loss {loss_value:.3} lr {lr:.1e} {tps:.0} tok/s"));
         bar.inc(1);
-        if plain_log && (step + 1) % 10 == 0 {
+        if plain_log && (step + 1).is_multiple_of(10) {
             eprintln!(
                 "{} step {}/{} loss {loss_value:.4} lr {lr:.2e} {tps:.0} tok/s",
                 spec.arch.name,

@@ -163,8 +163,8 @@ pub fn default_preset() -> TrainSpec {
 /// to 8), GPT-NeoX and Llama style, SiLU, ReLU and GELU MLPs; each with at least 12
 /// checkpoints.
 pub fn suite_preset() -> Vec<TrainSpec> {
-    let steps = 200;
-    let every = 25;
+    let steps = 400;
+    let every = 50;
     vec![
         spec(
             arch("neox-l2-d64-h2-relu", "gpt_neox", 64, 2, 2, 2, 256, "relu"),

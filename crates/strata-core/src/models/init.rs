@@ -115,7 +115,7 @@ pub fn check_config(cfg: &ModelConfig) -> Result<()> {
             return bad(name, "must be positive".into());
         }
     }
-    if cfg.n_heads % cfg.n_kv_heads != 0 {
+    if !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) {
         return bad(
             "n_kv_heads",
             format!(
@@ -125,7 +125,7 @@ pub fn check_config(cfg: &ModelConfig) -> Result<()> {
         );
     }
     if let Positions::Rotary { rotary_dim, .. } = cfg.positions
-        && (rotary_dim > cfg.d_head || rotary_dim % 2 != 0)
+        && (rotary_dim > cfg.d_head || !rotary_dim.is_multiple_of(2))
     {
         return bad(
             "rotary_dim",
