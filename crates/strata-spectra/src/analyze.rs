@@ -31,9 +31,12 @@ pub type ProgressFn<'a> = &'a (dyn Fn(Progress<'_>) + Sync);
 /// Analyses every weight tensor of a model folder or `.safetensors` file.
 ///
 /// Tensors are read one at a time per worker thread (memory-mapped, f16/bf16 widened to
-/// f32), so peak memory is about `n_threads` times the largest tensor in f64, never the
-/// model. When `config.split_fused_qkv` is set and `config.n_heads` is not, the head count is
-/// read from the folder's `config.json` (`num_attention_heads` or `n_head`) if there is one.
+/// f32), so peak memory is about `n_threads` times the working set of the largest tensor
+/// ([`SpectraConfig::working_set_bytes`], about 3x its f32 size), never the model; the thread
+/// count is lowered to keep that under [`SpectraConfig::max_in_flight_bytes`].
+///
+/// When `config.split_fused_qkv` is set and `config.n_heads` is not, the head count is read
+/// from the folder's `config.json` (`num_attention_heads` or `n_head`) if there is one.
 pub fn analyze_path(
     path: &Path,
     config: &SpectraConfig,
@@ -224,10 +227,29 @@ where
             }
         }
     };
-    let n_threads = config
+    let mut n_threads = config
         .n_threads
         .unwrap_or_else(rayon::current_num_threads)
         .clamp(1, tensors.len().max(1));
+    if let Some(budget) = config.max_in_flight_bytes {
+        let largest = tensors
+            .iter()
+            .map(|t| SpectraConfig::working_set_bytes(&t.shape))
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let fitting = usize::try_from(budget / largest)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        if fitting < n_threads {
+            tracing::info!(
+                n_threads,
+                fitting,
+                "fewer threads to stay within max_in_flight_bytes"
+            );
+            n_threads = fitting;
+        }
+    }
     if n_threads == 1 {
         worker();
     } else {

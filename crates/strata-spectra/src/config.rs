@@ -109,6 +109,10 @@ pub struct SpectraConfig {
     /// Worker threads (`None`: rayon's default, one per core). Tensors are split across
     /// threads; each tensor is computed by one thread.
     pub n_threads: Option<usize>,
+    /// Upper bound on the working memory of the tensors in flight, in bytes: fewer threads run
+    /// when the largest tensor's working set (see [`SpectraConfig::working_set_bytes`]) times
+    /// the thread count would exceed it; at least one thread always runs. `None`: no bound.
+    pub max_in_flight_bytes: Option<u64>,
 }
 
 impl Default for SpectraConfig {
@@ -135,6 +139,7 @@ impl SpectraConfig {
             eval_threshold: 1e-5,
             keep_singular_values: false,
             n_threads: None,
+            max_in_flight_bytes: Some(8 << 30),
         }
     }
 
@@ -158,6 +163,19 @@ impl SpectraConfig {
             experts: ExpertUnits::Skip,
             ..Self::strata()
         }
+    }
+
+    /// The working set of one tensor of this shape while its spectrum is computed: the f32
+    /// values, their f64 copy and the f64 Gram matrix (`12 n_elements + 8 k^2` bytes, plus
+    /// the same again for one expert slice of a 3-D tensor).
+    pub fn working_set_bytes(shape: &[usize]) -> u64 {
+        let n_elements: u64 = shape.iter().map(|&d| d as u64).product();
+        let (rows, cols) = match shape {
+            [.., r, c] => (*r as u64, *c as u64),
+            _ => (0, 0),
+        };
+        let k = rows.min(cols);
+        4 * n_elements + 8 * rows * cols + 8 * k * k
     }
 
     /// The configuration for a named convention.

@@ -320,3 +320,31 @@ fn neox_query_key_value_is_deinterleaved_per_head() {
     let expected = analyze_matrix("q", n_heads * d_head, d_model, &query, &config).unwrap();
     assert_eq!(result.units[1].kappa(), expected.kappa());
 }
+
+#[test]
+fn memory_bound_lowers_the_thread_count_not_the_results() {
+    let dir = scratch("membound");
+    toy_model(&dir);
+    // 8 x 32 f32: 1 KiB of values, 2 KiB as f64, 8 x 8 f64 Gram: 3584 bytes.
+    assert_eq!(
+        SpectraConfig::working_set_bytes(&[8, 32]),
+        1024 + 2048 + 512
+    );
+    assert_eq!(
+        SpectraConfig::working_set_bytes(&[3, 8, 32]),
+        3072 + 2048 + 512
+    );
+    let free = SpectraConfig {
+        n_threads: Some(2),
+        max_in_flight_bytes: None,
+        ..SpectraConfig::default()
+    };
+    let bounded = SpectraConfig {
+        max_in_flight_bytes: Some(1),
+        ..free.clone()
+    };
+    let a = analyze_path(&dir, &free, None).unwrap();
+    let b = analyze_path(&dir, &bounded, None).unwrap();
+    assert_eq!(a.units, b.units);
+    std::fs::remove_dir_all(&dir).ok();
+}

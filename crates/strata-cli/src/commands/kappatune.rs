@@ -37,7 +37,20 @@ pub fn run(args: &Args) -> Result<()> {
     strata_report::write_ranking_csv(&selection, &args.out.join("ranking.csv"))?;
     let mask = TrainableMask::from_selection(&selection, config.convention);
     mask.save(&args.out.join("selection.json"))?;
-    let kappas = serde_json::to_string_pretty(&result.kappa_map())?;
+    // JSON has no infinity: an infinite kappa (`kappatune` convention, s_min = 0) is "inf".
+    let kappas: serde_json::Map<String, serde_json::Value> = result
+        .kappa_map()
+        .into_iter()
+        .map(|(unit, kappa)| {
+            let value = if kappa.is_finite() {
+                serde_json::Value::from(kappa)
+            } else {
+                serde_json::Value::from("inf")
+            };
+            (unit, value)
+        })
+        .collect();
+    let kappas = serde_json::to_string_pretty(&kappas)?;
     let kappa_path = args.out.join("condition_numbers.json");
     std::fs::write(&kappa_path, kappas)
         .with_context(|| format!("writing {}", kappa_path.display()))?;
