@@ -18,6 +18,26 @@ mod gpt2_small;
 use strata::core::probe::{Capture, ProbeSet, Site};
 use strata::core::{Model, TokenBatch};
 
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("write-random") => gpt2_small::write_random(Path::new(&args[1])),
+        Some("time") => {
+            let n = |i: usize| args[i].parse::<usize>();
+            time(Path::new(&args[1]), n(2)?, n(3)?, n(4)?)
+        }
+        Some("load") => {
+            let model = Model::<Flex>::load(Path::new(&args[1]), &Default::default())?;
+            println!("{{\"n_params\": {}}}", model.n_params());
+            Ok(())
+        }
+        _ => Err(
+            "usage: forward_throughput (write-random DIR | time DIR BATCH SEQ ITERS | load DIR)"
+                .into(),
+        ),
+    }
+}
+
 /// Times `iters` forward passes of a `[batch, seq]` batch, plain and with every resid_post
 /// captured, and prints tokens per second as JSON.
 fn time(

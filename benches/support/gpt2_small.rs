@@ -8,29 +8,9 @@ use strata::core::weights::{HostTensor, write_safetensors};
 
 /// GPT-2 small: 12 layers, 12 heads, d_model 768, vocab 50257, 1024 positions.
 pub const N_LAYERS: usize = 12;
-const D: usize = 768;
-const VOCAB: usize = 50257;
+pub const D: usize = 768;
+pub const VOCAB: usize = 50257;
 const N_CTX: usize = 1024;
-
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("write-random") => write_random(Path::new(&args[1])),
-        Some("time") => {
-            let n = |i: usize| args[i].parse::<usize>();
-            time(Path::new(&args[1]), n(2)?, n(3)?, n(4)?)
-        }
-        Some("load") => {
-            let model = Model::<Flex>::load(Path::new(&args[1]), &Default::default())?;
-            println!("{{\"n_params\": {}}}", model.n_params());
-            Ok(())
-        }
-        _ => Err(
-            "usage: forward_throughput (write-random DIR | time DIR BATCH SEQ ITERS | load DIR)"
-                .into(),
-        ),
-    }
-}
 
 /// Writes a GPT-2-small-shaped HF checkpoint with N(0, 0.02) weights.
 pub fn write_random(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
