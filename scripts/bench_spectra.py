@@ -2,7 +2,8 @@
 
 The matrices: a random GPT-2-small-shaped checkpoint, 48 f32 matrices (12 layers of
 attn.c_attn 768x2304, attn.c_proj 768x768, mlp.c_fc 768x3072, mlp.c_proj 3072x768), N(0, 0.02^2),
-written once to a safetensors file. Both sides run in their own process with the same thread
+written once to a safetensors file; or, with --model FILE, every 2-D tensor of a real
+checkpoint. Both sides run in their own process with the same thread
 count; each reports the best of --repeats runs. Accuracy is measured against numpy's f64 SVD
 of the same f32 matrices; peak memory is each process's maximum resident set size.
 
@@ -60,6 +61,22 @@ def write_safetensors(path, tensors):
             f.write(blob)
 
 
+def read_matrices(path):
+    """The 2-D F32/F16 tensors of a safetensors file, by name, as f32 arrays."""
+    raw = Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    dtypes = {"F32": np.float32, "F16": np.float16}
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__" or len(info["shape"]) != 2 or info["dtype"] not in dtypes:
+            continue
+        start, end = info["data_offsets"]
+        arr = np.frombuffer(raw[8 + n + start : 8 + n + end], dtype=dtypes[info["dtype"]])
+        out[name] = arr.reshape(info["shape"]).astype(np.float32)
+    return out
+
+
 def run_child(cmd, env, tmp):
     """Runs cmd, returns (stdout, peak RSS in MiB) of that process alone.
 
@@ -79,14 +96,8 @@ def torch_worker(path, threads, repeats, out):
     import torch
 
     torch.set_num_threads(threads)
-    raw = Path(path).read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-    mats = []
-    for name in sorted(header):
-        start, end = header[name]["data_offsets"]
-        arr = np.frombuffer(raw[8 + n + start : 8 + n + end], dtype=np.float32).reshape(header[name]["shape"])
-        mats.append(torch.from_numpy(arr.copy()))
+    matrices = read_matrices(path)
+    mats = [torch.from_numpy(matrices[name]) for name in sorted(matrices)]
     torch.linalg.svdvals(mats[0][:64, :64])  # load the LAPACK path once
     best = float("inf")
     for _ in range(repeats):
@@ -119,6 +130,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strata", default="target/release/examples/bench_spectra")
+    parser.add_argument("--model", help="benchmark this .safetensors file instead of the random GPT-2-small set")
     parser.add_argument("--omp-spin", action="store_true",
                         help="keep OpenMP's default spin-waiting for PyTorch (fair only on an idle machine)")
     parser.add_argument("--torch-worker", nargs=2, metavar=("FILE", "OUT"), help=argparse.SUPPRESS)
@@ -128,8 +140,13 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = tmp / "model.safetensors"
-        write_safetensors(model, make_matrices(args.seed))
+        if args.model:
+            model = Path(args.model)
+            description = f"every 2-D tensor of {model}"
+        else:
+            model = tmp / "model.safetensors"
+            write_safetensors(model, make_matrices(args.seed))
+            description = f"48 f32 matrices, GPT-2-small shapes, N(0, 0.02^2), seed {args.seed}"
         model_size = model.stat().st_size
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                    RAYON_NUM_THREADS=str(args.threads))
@@ -153,7 +170,7 @@ def main():
         strata_rss = run_child(strata_cmd(1), env, tmp)[1]
         torch_rss = run_child(torch_cmd(1), env, tmp)[1]
 
-        matrices = make_matrices(args.seed)
+        matrices = read_matrices(model)
         names = sorted(matrices)
         assert strata["units"] == names, "strata analysed a different set of matrices"
         print("computing the numpy f64 reference ...", file=sys.stderr)
@@ -162,7 +179,7 @@ def main():
         torch_err = max_rel_errors(np.fromfile(tmp / "torch.bin"), reference)
 
     report = {
-        "matrices": f"{len(names)} f32 matrices, GPT-2-small shapes, N(0, 0.02^2), seed {args.seed}",
+        "matrices": description,
         "threads": args.threads,
         "omp_wait_policy": "default (spin)" if args.omp_spin else "PASSIVE, KMP_BLOCKTIME=0",
         "load_average_1m": round(os.getloadavg()[0], 2),
@@ -175,6 +192,7 @@ def main():
         "strata_svd_fallbacks": strata["n_svd_fallback"],
         "strata_max_rel_error_vs_numpy_f64": strata_err,
         "torch_f32_max_rel_error_vs_numpy_f64": torch_err,
+        "n_matrices": len(names),
         "model_file_mib": round(model_size / 2**20, 1),
         "strata_peak_rss_mib_one_pass": round(strata_rss, 1),
         "torch_peak_rss_mib_one_pass": round(torch_rss, 1),
