@@ -165,9 +165,10 @@ impl SpectraConfig {
         }
     }
 
-    /// The working set of one tensor of this shape while its spectrum is computed: the f32
-    /// values, their f64 copy and the f64 Gram matrix (`12 n_elements + 8 k^2` bytes, plus
-    /// the same again for one expert slice of a 3-D tensor).
+    /// The largest working set of one tensor of this shape while its spectrum is computed:
+    /// its f32 values, the f64 copy of one matrix that the SVD fallback makes, and the f64
+    /// Gram matrix (`4 n_elements + 8 rows cols + 8 k^2` bytes). On the Gram path alone the
+    /// f64 copy is never made.
     pub fn working_set_bytes(shape: &[usize]) -> u64 {
         let n_elements: u64 = shape.iter().map(|&d| d as u64).product();
         let (rows, cols) = match shape {

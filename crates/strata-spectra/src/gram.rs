@@ -32,7 +32,7 @@ use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
-use faer::{Accum, Mat, MatRef, Par};
+use faer::{Accum, Mat, Par};
 
 /// Unit roundoff of f64, `2^-53`.
 const F64_UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
@@ -47,37 +47,66 @@ pub(crate) struct GramSpectrum {
     pub rel_error_bound: f64,
 }
 
-/// Singular values of `a` (any orientation) through the eigenvalues of its f64 Gram matrix.
+/// Columns of the long dimension widened to f64 at a time while the Gram matrix is formed.
+const BLOCK: usize = 256;
+
+/// Singular values of the row-major `[rows, cols]` f32 matrix `data` through the eigenvalues
+/// of its f64 Gram matrix.
 ///
-/// `a` is the f64 copy of the weights; its singular values are those of the stored tensor.
-/// Returns `None` when the eigensolver does not converge.
-pub(crate) fn gram_singular_values(a: MatRef<'_, f64>) -> Option<GramSpectrum> {
-    let (m, n) = a.shape();
-    let (k, n_long) = (m.min(n), m.max(n));
+/// The Gram matrix is accumulated over blocks of [`BLOCK`] rows or columns of the long side,
+/// each widened to f64 just before use, so the working memory is the f32 values, the `k x k`
+/// Gram matrix and one `k x BLOCK` block. Returns `None` when the eigensolver does not
+/// converge.
+pub(crate) fn gram_singular_values(rows: usize, cols: usize, data: &[f32]) -> Option<GramSpectrum> {
+    let (k, n_long) = (rows.min(cols), rows.max(cols));
     if k == 0 {
         return Some(GramSpectrum {
             singular_values: Vec::new(),
             rel_error_bound: 0.0,
         });
     }
-    // G is k x k: A A^T when A has fewer rows than columns, else A^T A.
+    // G is k x k: W W^T when rows <= cols, else W^T W. Each block X is `width x k`
+    // (column-major, one column per short-side index) and contributes X^T X.
     let mut gram = Mat::<f64>::zeros(k, k);
-    let (lhs, rhs) = if m <= n {
-        (a, a.transpose())
-    } else {
-        (a.transpose(), a)
-    };
-    matmul(
-        gram.as_mut(),
-        BlockStructure::TriangularLower,
-        Accum::Replace,
-        lhs,
-        BlockStructure::Rectangular,
-        rhs,
-        BlockStructure::Rectangular,
-        1.0,
-        Par::Seq,
-    );
+    let mut block = Mat::<f64>::zeros(BLOCK.min(n_long), k);
+    for (block_idx, start) in (0..n_long).step_by(BLOCK).enumerate() {
+        let width = BLOCK.min(n_long - start);
+        for short_idx in 0..k {
+            let dst = &mut block
+                .col_mut(short_idx)
+                .try_as_col_major_mut()
+                .expect("a freshly allocated matrix is column-major")
+                .as_slice_mut()[..width];
+            if rows <= cols {
+                // Row `short_idx` of W, columns start..start + width: contiguous.
+                let src = &data[short_idx * cols + start..short_idx * cols + start + width];
+                dst.iter_mut()
+                    .zip(src)
+                    .for_each(|(d, &s)| *d = f64::from(s));
+            } else {
+                // Column `short_idx` of W, rows start..start + width: strided.
+                for (t, d) in dst.iter_mut().enumerate() {
+                    *d = f64::from(data[(start + t) * cols + short_idx]);
+                }
+            }
+        }
+        let x = block.as_ref().subrows(0, width);
+        matmul(
+            gram.as_mut(),
+            BlockStructure::TriangularLower,
+            if block_idx == 0 {
+                Accum::Replace
+            } else {
+                Accum::Add
+            },
+            x.transpose(),
+            BlockStructure::Rectangular,
+            x,
+            BlockStructure::Rectangular,
+            1.0,
+            Par::Seq,
+        );
+    }
     let frobenius_sq: f64 = (0..k).map(|i| gram[(i, i)]).sum();
 
     let mut eigenvalues = Diag::<f64>::zeros(k);

@@ -57,8 +57,9 @@ pub(crate) fn compute_spectrum(
     data: &[f32],
     config: &SpectraConfig,
 ) -> Option<Spectrum> {
-    let a = widen(rows, cols, data);
+    // The f64 copy is made only when the SVD runs; the Gram path widens block by block.
     let svd = |gram_error_bound| {
+        let a = widen(rows, cols, data);
         svd_singular_values(a.as_ref()).map(|singular_values| Spectrum {
             singular_values,
             path: SpectrumPath::Svd,
@@ -67,12 +68,12 @@ pub(crate) fn compute_spectrum(
     };
     match config.method {
         SpectrumMethod::Svd => svd(None),
-        SpectrumMethod::Gram => gram_singular_values(a.as_ref()).map(|g| Spectrum {
+        SpectrumMethod::Gram => gram_singular_values(rows, cols, data).map(|g| Spectrum {
             singular_values: g.singular_values,
             path: SpectrumPath::Gram,
             gram_error_bound: Some(g.rel_error_bound),
         }),
-        SpectrumMethod::Auto => match gram_singular_values(a.as_ref()) {
+        SpectrumMethod::Auto => match gram_singular_values(rows, cols, data) {
             Some(g) if g.rel_error_bound <= config.gram_tolerance => Some(Spectrum {
                 singular_values: g.singular_values,
                 path: SpectrumPath::Gram,
