@@ -59,6 +59,10 @@ fn attention<B: Backend>(
 fn load_gpt2<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<Decoder<B>> {
     let p = body_prefix(ld.store, "wte.weight", "transformer.");
     let (d, d_mlp) = (cfg.d_model, cfg.d_mlp);
+    // The vocabulary matrices first, while little else is resident: this keeps the peak
+    // host memory of a load near one copy of the weights.
+    let embed = ld.embedding(&format!("{p}wte.weight"), cfg.vocab_size, d)?;
+    let unembed = unembed(ld, cfg, "lm_head")?;
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
         let b = format!("{p}h.{l}");
@@ -91,12 +95,12 @@ fn load_gpt2<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<Decode
     }
     Ok(Decoder {
         // wte -> embed, wpe -> pos_embed
-        embed: ld.embedding(&format!("{p}wte.weight"), cfg.vocab_size, d)?,
+        embed,
         pos_embed: Some(ld.embedding(&format!("{p}wpe.weight"), cfg.n_ctx, d)?),
         blocks,
         // ln_f -> ln_final
         ln_final: ld.norm(&format!("{p}ln_f"), cfg)?,
-        unembed: unembed(ld, cfg, "lm_head")?,
+        unembed,
         config: cfg.clone(),
     })
 }
@@ -105,6 +109,8 @@ fn load_gpt_neox<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<De
     let p = body_prefix(ld.store, "embed_in.weight", "gpt_neox.");
     let (d, d_mlp, dh, h) = (cfg.d_model, cfg.d_mlp, cfg.d_head, cfg.n_heads);
     let qkv_idx = neox_qkv_indices(h, dh);
+    let embed = ld.embedding(&format!("{p}embed_in.weight"), cfg.vocab_size, d)?;
+    let unembed = unembed(ld, cfg, "embed_out")?;
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
         let b = format!("{p}layers.{l}");
@@ -166,13 +172,13 @@ fn load_gpt_neox<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<De
     }
     Ok(Decoder {
         // embed_in -> embed
-        embed: ld.embedding(&format!("{p}embed_in.weight"), cfg.vocab_size, d)?,
+        embed,
         pos_embed: None,
         blocks,
         // final_layer_norm -> ln_final
         ln_final: ld.norm(&format!("{p}final_layer_norm"), cfg)?,
         // embed_out -> unembed
-        unembed: unembed(ld, cfg, "embed_out")?,
+        unembed,
         config: cfg.clone(),
     })
 }
@@ -181,6 +187,8 @@ fn load_llama_like<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<
     let p = body_prefix(ld.store, "embed_tokens.weight", "model.");
     let (d, d_mlp, dh) = (cfg.d_model, cfg.d_mlp, cfg.d_head);
     let (q_out, kv_out) = (cfg.n_heads * dh, cfg.n_kv_heads * dh);
+    let embed = ld.embedding(&format!("{p}embed_tokens.weight"), cfg.vocab_size, d)?;
+    let unembed = unembed(ld, cfg, "lm_head")?;
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
         let b = format!("{p}layers.{l}");
@@ -211,13 +219,13 @@ fn load_llama_like<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<
     }
     Ok(Decoder {
         // embed_tokens -> embed
-        embed: ld.embedding(&format!("{p}embed_tokens.weight"), cfg.vocab_size, d)?,
+        embed,
         pos_embed: None,
         blocks,
         // norm -> ln_final
         ln_final: ld.norm(&format!("{p}norm"), cfg)?,
         // lm_head -> unembed
-        unembed: unembed(ld, cfg, "lm_head")?,
+        unembed,
         config: cfg.clone(),
     })
 }

@@ -189,23 +189,31 @@ impl WeightStore {
         let entry = self.entry(name)?;
         let file = &self.files[entry.file_idx];
         let bytes = &file.mmap[entry.start..entry.end];
-        let data = match entry.dtype {
-            Dtype::F32 => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::F64 => bytes
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().expect("8-byte chunk")) as f32)
-                .collect(),
+        let convert: fn(&[u8], &mut Vec<f32>) = match entry.dtype {
+            Dtype::F32 => |b, out| {
+                out.extend(
+                    b.chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                )
+            },
+            Dtype::F16 => |b, out| {
+                out.extend(
+                    b.chunks_exact(2)
+                        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
+                )
+            },
+            Dtype::BF16 => |b, out| {
+                out.extend(
+                    b.chunks_exact(2)
+                        .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+                )
+            },
+            Dtype::F64 => |b, out| {
+                out.extend(
+                    b.chunks_exact(8)
+                        .map(|b| f64::from_le_bytes(b.try_into().expect("8-byte chunk")) as f32),
+                )
+            },
             other => {
                 return Err(Error::TensorDtype {
                     file: file.path.clone(),
@@ -214,19 +222,27 @@ impl WeightStore {
                 });
             }
         };
-        // Pages of a read-only file map can be dropped and re-read on demand: release them so
-        // that a full model load does not hold the file and the converted copy at once.
         let _ = file
             .mmap
-            .advise_range(Advice::Sequential, entry.start, entry.end - entry.start);
-        // SAFETY: the map is private and read-only; DontNeed only drops clean file-backed pages.
-        let _ = unsafe {
-            file.mmap.unchecked_advise_range(
-                memmap2::UncheckedAdvice::DontNeed,
-                entry.start,
-                entry.end - entry.start,
-            )
-        };
+            .advise_range(Advice::Sequential, entry.start, bytes.len());
+        // Convert in chunks and release each chunk's pages as soon as it is converted: pages of
+        // a read-only file map are re-read on demand, so loading never holds the mapped file
+        // and the converted copy of a large tensor at once.
+        const CHUNK_BYTES: usize = 8 << 20;
+        let element_bytes = entry.dtype.bitsize() / 8;
+        let chunk = CHUNK_BYTES - CHUNK_BYTES % element_bytes;
+        let mut data = Vec::with_capacity(bytes.len() / element_bytes);
+        for (i, part) in bytes.chunks(chunk).enumerate() {
+            convert(part, &mut data);
+            // SAFETY: the map is read-only; DontNeed only drops clean file-backed pages.
+            let _ = unsafe {
+                file.mmap.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    entry.start + i * chunk,
+                    part.len(),
+                )
+            };
+        }
         Ok(HostTensor::new(entry.shape.clone(), data))
     }
 
