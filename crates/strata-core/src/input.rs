@@ -65,7 +65,7 @@ impl TokenBatch {
                 mask.extend(&pad_mask);
             }
         }
-        let any_pad = mask.iter().any(|&m| m == 0.0);
+        let any_pad = mask.contains(&0.0);
         Ok(Self {
             ids,
             batch: rows.len(),

@@ -48,7 +48,7 @@ pub fn inverse_frequencies(
                     };
                     let smooth = (old_ctx / wavelen - low) / (high - low);
                     let smoothed = (1.0 - smooth) * scaled / factor + smooth * scaled;
-                    let is_medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+                    let is_medium = wavelen >= high_freq_wavelen && wavelen <= low_freq_wavelen;
                     if is_medium { smoothed } else { scaled }
                 })
                 .collect()

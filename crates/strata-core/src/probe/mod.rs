@@ -7,12 +7,12 @@
 
 mod capture;
 mod closure;
-mod probe;
+mod probe_set;
 mod site;
 mod skip;
 
 pub use capture::Capture;
 pub use closure::FnProbe;
-pub use probe::{HookContext, Merge, Probe, ProbeSet};
+pub use probe_set::{HookContext, Merge, Probe, ProbeSet};
 pub use site::Site;
 pub use skip::LayerSkip;

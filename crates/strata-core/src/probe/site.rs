@@ -55,7 +55,11 @@ pub enum Site {
     Logits,
 }
 
-const BLOCK_HOOKS: &[(&str, fn(usize) -> Site)] = &[
+/// Builds the site of one block from its layer index.
+type BlockSite = fn(usize) -> Site;
+
+/// Hook names within a block, in forward order.
+const BLOCK_HOOKS: &[(&str, BlockSite)] = &[
     ("hook_resid_pre", |layer| Site::ResidPre { layer }),
     ("hook_attn_out", |layer| Site::AttnOut { layer }),
     ("mlp.hook_pre", |layer| Site::MlpPre { layer }),
