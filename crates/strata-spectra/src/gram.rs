@@ -12,7 +12,8 @@
 //! The f32 weights are widened to f64, so every product `w_ij w_kj` is exact and only the
 //! `n`-term sums round: the computed `G + E` has `|E| <= n u |W||W|^T` elementwise, hence
 //! `||E||_2 <= n u ||W||_F^2`, with `u = 2^-53` (Higham, *Accuracy and Stability of Numerical
-//! Algorithms*, 2nd ed., sec. 3.5). The symmetric eigensolver is backward stable, adding at
+//! Algorithms*, 2nd ed., sec. 3.5). The eigensolver (Householder tridiagonalization, then the
+//! root-free QL iteration of LAPACK's `dsterf`) is backward stable, adding at
 //! most about `k u ||G||_2 = k u s_max^2`. By Weyl's inequality every eigenvalue then moves by
 //! at most
 //!
@@ -30,9 +31,13 @@
 
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::evd::tridiag::{tridiag_in_place, tridiag_in_place_scratch};
 use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
+use faer::linalg::qr::no_pivoting::factor::recommended_block_size;
 use faer::{Accum, Mat, Par};
+
+use crate::tridiagonal::tridiagonal_eigenvalues;
 
 /// Unit roundoff of f64, `2^-53`.
 const F64_UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
@@ -109,30 +114,16 @@ pub(crate) fn gram_singular_values(rows: usize, cols: usize, data: &[f32]) -> Op
     }
     let frobenius_sq: f64 = (0..k).map(|i| gram[(i, i)]).sum();
 
-    let mut eigenvalues = Diag::<f64>::zeros(k);
-    let scratch =
-        self_adjoint_evd_scratch::<f64>(k, ComputeEigenvectors::No, Par::Seq, Default::default());
-    let mut buffer = MemBuffer::new(scratch);
-    self_adjoint_evd(
-        gram.as_ref(),
-        eigenvalues.as_mut(),
-        None,
-        Par::Seq,
-        MemStack::new(&mut buffer),
-        Default::default(),
-    )
-    .ok()?;
-
+    let eigenvalues = symmetric_eigenvalues(gram)?;
     // Eigenvalues come in nondecreasing order; singular values are reported largest first.
     let singular_values: Vec<f64> = eigenvalues
-        .column_vector()
         .iter()
         .rev()
         .map(|&lambda| lambda.max(0.0).sqrt())
         .collect();
     let lambda_max = singular_values[0] * singular_values[0];
     let delta = F64_UNIT_ROUNDOFF * (n_long as f64 * frobenius_sq + k as f64 * lambda_max);
-    let lambda_min = eigenvalues.column_vector()[0];
+    let lambda_min = eigenvalues[0];
     let rel_error_bound = if lambda_max == 0.0 {
         0.0
     } else if lambda_min > delta {
@@ -145,4 +136,49 @@ pub(crate) fn gram_singular_values(rows: usize, cols: usize, data: &[f32]) -> Op
         singular_values,
         rel_error_bound,
     })
+}
+
+/// Eigenvalues, nondecreasing, of the symmetric matrix whose lower triangle `gram` holds:
+/// Householder tridiagonalization (faer), then the root-free QL/QR iteration of
+/// `tridiagonal.rs`; faer's eigensolver takes over if that iteration does not converge.
+fn symmetric_eigenvalues(gram: Mat<f64>) -> Option<Vec<f64>> {
+    let k = gram.nrows();
+    let mut trid = gram.clone();
+    let block_size = recommended_block_size::<f64>(k, k);
+    let mut householder = Mat::<f64>::zeros(block_size, k.saturating_sub(1));
+    let mut buffer = MemBuffer::new(tridiag_in_place_scratch::<f64>(
+        k,
+        Par::Seq,
+        Default::default(),
+    ));
+    tridiag_in_place(
+        trid.as_mut(),
+        householder.as_mut(),
+        Par::Seq,
+        MemStack::new(&mut buffer),
+        Default::default(),
+    );
+    let mut diag: Vec<f64> = (0..k).map(|i| trid[(i, i)]).collect();
+    let mut offdiag: Vec<f64> = (0..k.saturating_sub(1)).map(|i| trid[(i + 1, i)]).collect();
+    if tridiagonal_eigenvalues(&mut diag, &mut offdiag) {
+        return Some(diag);
+    }
+    tracing::debug!("root-free QL did not converge; using faer's eigensolver");
+    let mut eigenvalues = Diag::<f64>::zeros(k);
+    let mut buffer = MemBuffer::new(self_adjoint_evd_scratch::<f64>(
+        k,
+        ComputeEigenvectors::No,
+        Par::Seq,
+        Default::default(),
+    ));
+    self_adjoint_evd(
+        gram.as_ref(),
+        eigenvalues.as_mut(),
+        None,
+        Par::Seq,
+        MemStack::new(&mut buffer),
+        Default::default(),
+    )
+    .ok()?;
+    Some(eigenvalues.column_vector().iter().copied().collect())
 }

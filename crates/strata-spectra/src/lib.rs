@@ -71,6 +71,7 @@ mod result;
 mod select;
 mod spectrum;
 mod svd;
+mod tridiagonal;
 mod units;
 
 pub use analyze::{
