@@ -205,14 +205,17 @@ fn token_stream(tokenizer: &Tokenizer, lines: &[String], eot: u32) -> Result<Vec
 }
 
 /// One multiple-choice item of `datasets/tasks/*.jsonl`.
-struct TaskItem {
-    context: String,
-    choices: Vec<String>,
-    answer: usize,
+pub(crate) struct TaskItem {
+    /// The text before the gap.
+    pub(crate) context: String,
+    /// The candidate continuations of `context`.
+    pub(crate) choices: Vec<String>,
+    /// Index of the right choice.
+    pub(crate) answer: usize,
 }
 
 /// Every `*.jsonl` file of `dir`, sorted by name, as (file stem, items).
-fn read_tasks(dir: &Path) -> Result<Vec<(String, Vec<TaskItem>)>> {
+pub(crate) fn read_tasks(dir: &Path) -> Result<Vec<(String, Vec<TaskItem>)>> {
     let mut paths: Vec<PathBuf> = fs::read_dir(dir)
         .with_context(|| format!("{}: cannot list the task folder", dir.display()))?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
@@ -303,7 +306,7 @@ fn score_choices(
 }
 
 /// (acc, acc_norm): the share of items whose best choice, by sum or by sum per byte, is right.
-fn accuracy(items: &[TaskItem], scores: &[Vec<(f64, usize)>]) -> (f64, f64) {
+pub(crate) fn accuracy(items: &[TaskItem], scores: &[Vec<(f64, usize)>]) -> (f64, f64) {
     let argmax = |values: Vec<f64>| {
         values
             .iter()

@@ -5,6 +5,7 @@
 
 mod baselines;
 mod bench_compare;
+mod score_tasks;
 mod train;
 mod train_tiny;
 mod train_tokenizer;
@@ -30,6 +31,8 @@ enum Command {
     TrainTiny(train_tiny::Args),
     /// Compare strata's speed with PyTorch's, side by side (`forward`, `spectra`).
     BenchCompare(bench_compare::Args),
+    /// Multiple-choice accuracy of a model on datasets/tasks by log-likelihood.
+    ScoreTasks(score_tasks::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         Command::Baselines(args) => baselines::run(&args),
         Command::TrainTiny(args) => train_tiny::run(&args),
         Command::BenchCompare(args) => bench_compare::run(&args),
+        Command::ScoreTasks(args) => score_tasks::run(&args),
     }
 }
 
