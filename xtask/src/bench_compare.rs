@@ -29,6 +29,8 @@ pub enum Area {
     Forward,
     /// Singular values of every 2-D tensor of a GPT-2-small-shaped checkpoint vs torch.linalg.svdvals.
     Spectra,
+    /// One training step of the tiny-default architecture, 16 x 128 tokens, vs PyTorch CPU AdamW.
+    TrainStep,
 }
 
 /// Runs the comparison script of `args.area`.
@@ -43,6 +45,7 @@ pub fn run(args: &Args) -> Result<()> {
     let script = match args.area {
         Area::Forward => "scripts/bench_forward.py",
         Area::Spectra => "scripts/bench_spectra.py",
+        Area::TrainStep => "scripts/bench_train_step.py",
     };
     if let Area::Spectra = args.area {
         let status = Command::new(env!("CARGO"))
@@ -62,10 +65,17 @@ pub fn run(args: &Args) -> Result<()> {
             "building the spectra benchmark failed ({status})"
         );
     }
-    let status = Command::new(&python)
+    let mut command = Command::new(&python);
+    command
         .arg(root.join(script))
         .arg("--threads")
-        .arg(args.threads.to_string())
+        .arg(args.threads.to_string());
+    if let Area::TrainStep = args.area {
+        // The strata side runs `xtask train-tiny`: this binary, already built in release.
+        let xtask = std::env::current_exe().context("locating the xtask binary")?;
+        command.arg("--xtask").arg(xtask);
+    }
+    let status = command
         .current_dir(&root)
         .status()
         .with_context(|| format!("running {} {script}", python.display()))?;

@@ -29,7 +29,7 @@ enum Command {
     Baselines(baselines::Args),
     /// Train the tiny models (`default` or `suite`) with burn, with HF checkpoints.
     TrainTiny(train_tiny::Args),
-    /// Compare strata's speed with PyTorch's, side by side (`forward`, `spectra`).
+    /// Compare strata's speed with PyTorch's, side by side (`forward`, `spectra`, `train-step`).
     BenchCompare(bench_compare::Args),
     /// Multiple-choice accuracy of a model on datasets/tasks by log-likelihood.
     ScoreTasks(score_tasks::Args),
