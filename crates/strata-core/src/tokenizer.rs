@@ -57,9 +57,9 @@ impl Tokenizer {
         Ok(ids)
     }
 
-    /// Text of token ids.
+    /// Text of token ids, without special tokens such as `<|endoftext|>`.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, false).map_err(|e| self.err(e))
+        self.inner.decode(ids, true).map_err(|e| self.err(e))
     }
 
     /// Id of a token string, if it is in the vocabulary.
