@@ -7,18 +7,17 @@ use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 use strata_core::probe::{Capture, ProbeSet};
 use strata_core::weights::write_safetensors;
-use strata_core::{Model, Site, TokenBatch};
+use strata_core::{Site, TokenBatch};
 
 use super::input::InputArgs;
-use crate::backend::parse_device;
+use super::model_args::ModelArgs;
 use crate::with_backend;
 
 /// Arguments of `strata capture`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Hugging Face model folder.
-    #[arg(long)]
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub target: ModelArgs,
     #[command(flatten)]
     pub input: InputArgs,
     /// Comma-separated sites; `blocks.*.X` expands to every layer
@@ -28,19 +27,16 @@ pub struct Args {
     /// Output safetensors file: one f32 tensor per site, named as the site, [1, T, width].
     #[arg(long)]
     pub out: PathBuf,
-    /// Device: flex (CPU), wgpu, vulkan, metal, cuda[:N].
-    #[arg(long, default_value = "flex")]
-    pub device: String,
 }
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
-    let spec = parse_device(&args.device)?;
+    let spec = args.target.device_spec()?;
     with_backend!(spec, capture_on(args))
 }
 
 fn capture_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
-    let model = Model::<B>::load(&args.model, device)?;
+    let model = args.target.load::<B>(device)?;
     let ids = args.input.tokens(&model)?;
     let mut sites: Vec<Site> = Vec::new();
     for pattern in &args.sites {
@@ -57,9 +53,9 @@ fn capture_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         .map(|s| (s.to_string(), capture.captured[s].clone()))
         .collect();
     let metadata = HashMap::from([
-        ("model".to_string(), args.model.display().to_string()),
+        ("model".to_string(), args.target.model.display().to_string()),
         ("token_ids".to_string(), format!("{ids:?}")),
-        ("device".to_string(), args.device.clone()),
+        ("device".to_string(), args.target.device.clone()),
     ]);
     write_safetensors(&args.out, &tensors, Some(metadata))
         .with_context(|| format!("writing {}", args.out.display()))?;

@@ -1,22 +1,19 @@
 //! `strata generate`: KV-cached text generation.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use burn::tensor::backend::Backend;
+use strata_core::ProbeSet;
 use strata_core::generate::{GenerateConfig, Sampling, generate};
-use strata_core::{Model, ProbeSet};
 
 use super::input::InputArgs;
-use crate::backend::parse_device;
+use super::model_args::ModelArgs;
 use crate::with_backend;
 
 /// Arguments of `strata generate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Hugging Face model folder.
-    #[arg(long)]
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub target: ModelArgs,
     #[command(flatten)]
     pub input: InputArgs,
     /// Number of tokens to generate.
@@ -31,19 +28,16 @@ pub struct Args {
     /// Sampler seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Device: flex (CPU), wgpu, vulkan, metal, cuda[:N].
-    #[arg(long, default_value = "flex")]
-    pub device: String,
 }
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
-    let spec = parse_device(&args.device)?;
+    let spec = args.target.device_spec()?;
     with_backend!(spec, generate_on(args))
 }
 
 fn generate_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
-    let model = Model::<B>::load(&args.model, device)?;
+    let model = args.target.load::<B>(device)?;
     let prompt = args.input.tokens(&model)?;
     let config = GenerateConfig {
         max_new_tokens: args.max_new_tokens,

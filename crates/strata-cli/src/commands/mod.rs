@@ -5,5 +5,6 @@ pub mod generate;
 pub mod info;
 mod input;
 pub mod kappatune;
+mod model_args;
 pub mod ppl;
 pub mod spectra;

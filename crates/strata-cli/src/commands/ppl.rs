@@ -4,19 +4,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
-use strata_core::Model;
 use strata_core::perplexity::perplexity;
 
-use crate::backend::parse_device;
+use super::model_args::ModelArgs;
 use crate::progress;
 use crate::with_backend;
 
 /// Arguments of `strata ppl`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Hugging Face model folder.
-    #[arg(long)]
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub target: ModelArgs,
     /// Plain-text corpus.
     #[arg(long)]
     pub corpus: PathBuf,
@@ -29,14 +27,11 @@ pub struct Args {
     /// Evaluate only the first N tokens of the corpus.
     #[arg(long)]
     pub max_tokens: Option<usize>,
-    /// Device: flex (CPU), wgpu, vulkan, metal, cuda[:N].
-    #[arg(long, default_value = "flex")]
-    pub device: String,
 }
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
-    let spec = parse_device(&args.device)?;
+    let spec = args.target.device_spec()?;
     with_backend!(spec, ppl_on(args))
 }
 
@@ -46,7 +41,7 @@ fn ppl_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     if text.trim().is_empty() {
         bail!("{}: the corpus is empty", args.corpus.display());
     }
-    let model = Model::<B>::load(&args.model, device)?;
+    let model = args.target.load::<B>(device)?;
     let mut tokens = model.tokenizer()?.encode(&text)?;
     if let Some(n) = args.max_tokens {
         tokens.truncate(n);
