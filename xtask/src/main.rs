@@ -5,6 +5,7 @@
 
 mod baselines;
 mod bench_compare;
+mod reproduce;
 mod score_tasks;
 mod train;
 mod train_tiny;
@@ -33,6 +34,8 @@ enum Command {
     BenchCompare(bench_compare::Args),
     /// Multiple-choice accuracy of a model on datasets/tasks by log-likelihood.
     ScoreTasks(score_tasks::Args),
+    /// Run an experiment of the book end to end and write its table and figure (`kappatune`).
+    Reproduce(reproduce::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         Command::TrainTiny(args) => train_tiny::run(&args),
         Command::BenchCompare(args) => bench_compare::run(&args),
         Command::ScoreTasks(args) => score_tasks::run(&args),
+        Command::Reproduce(args) => reproduce::run(&args),
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! `strata spectra` writes its output through this crate, so the file formats are defined in
 //! one place: [`write_spectra_csv`] is the `spectra.csv` contract (the columns are listed in
-//! [`SPECTRA_COLUMNS`]), [`write_ranking_csv`] the KappaTune ranking, [`plot_kappa_by_layer`] and [`plot_esd`] the
-//! figures.
+//! [`SPECTRA_COLUMNS`]), [`write_ranking_csv`] the KappaTune ranking, [`plot_kappa_by_layer`], [`plot_esd`] and
+//! [`plot_forgetting_vs_accuracy`] the figures.
 //!
 //! # Example
 //!
@@ -28,11 +28,13 @@
 #![warn(missing_docs)]
 
 mod error;
+mod forgetting_figure;
 mod ranking_csv;
 mod spectra_csv;
 mod spectra_figures;
 
 pub use error::{Error, Result};
+pub use forgetting_figure::{ForgettingPoint, plot_forgetting_vs_accuracy};
 pub use ranking_csv::{RANKING_COLUMNS, write_ranking_csv, write_ranking_rows};
 pub use spectra_csv::{SPECTRA_COLUMNS, spectra_row, write_spectra_csv, write_spectra_rows};
 pub use spectra_figures::{plot_esd, plot_kappa_by_layer};

@@ -192,7 +192,8 @@ fn resume_dir(out: &Path) -> Option<PathBuf> {
         .find(|d| d.join("state.json").is_file())
 }
 
-fn adamw(spec: &TrainSpec) -> AdamWConfig {
+/// AdamW with the run's moments, decay and per-tensor gradient clipping.
+pub fn adamw(spec: &TrainSpec) -> AdamWConfig {
     AdamWConfig::new()
         .with_beta_1(spec.beta_1 as f32)
         .with_beta_2(spec.beta_2 as f32)
