@@ -32,6 +32,9 @@ pub struct Args {
     /// Stop a run once its training loss (mean of the last steps) reaches this (nats/token).
     #[arg(long)]
     target_loss: Option<f64>,
+    /// Learning rate, constant after the warmup (overrides the preset).
+    #[arg(long)]
+    lr: Option<f64>,
     /// Fraction of the candidate tensors trained by the selective methods.
     #[arg(long)]
     top_p: Option<f64>,
@@ -53,6 +56,9 @@ pub fn run(args: &Args) -> Result<()> {
             }
             if let Some(v) = args.target_loss {
                 cfg.target_loss = v;
+            }
+            if let Some(v) = args.lr {
+                cfg.lr = v;
             }
             if let Some(v) = args.top_p {
                 cfg.top_p = v;
