@@ -22,7 +22,8 @@ pub struct ForgettingPoint {
 }
 
 /// Draws forgetting (y) against task accuracy (x), one labelled point per method: the
-/// lower right corner is best (learns the task, forgets little).
+/// lower right corner is best (learns the task, forgets little). The x axis ends a little
+/// past the best accuracy; the y axis is log10 when every forgetting is positive.
 ///
 /// Points with a non-finite coordinate are left out; an error is returned when none remain.
 pub fn plot_forgetting_vs_accuracy(
@@ -40,10 +41,32 @@ pub fn plot_forgetting_vs_accuracy(
             reason: "no method has a finite accuracy and forgetting".into(),
         });
     }
-    let (y_lo, y_hi) = pts.iter().fold((0.0f64, 0.0f64), |acc, p| {
-        (acc.0.min(p.forgetting), acc.1.max(p.forgetting))
-    });
-    let pad = ((y_hi - y_lo) * 0.12).max(0.5);
+    // Forgetting spans orders of magnitude between selective and full fine-tuning: when
+    // every value is positive the y axis is log10.
+    let log_y = pts.iter().all(|p| p.forgetting > 0.0);
+    let y_of = |p: &ForgettingPoint| {
+        if log_y {
+            p.forgetting.log10()
+        } else {
+            p.forgetting
+        }
+    };
+    let (y_lo, y_hi) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |acc, p| {
+            (acc.0.min(y_of(p)), acc.1.max(y_of(p)))
+        });
+    let pad = ((y_hi - y_lo) * 0.12).max(0.25);
+    let x_hi = pts
+        .iter()
+        .fold(0.0f64, |m, p| m.max(p.task_accuracy))
+        .mul_add(1.25, 0.05)
+        .min(1.02);
+    let y_desc = if log_y {
+        "log10 forgetting (control PPL after - before)"
+    } else {
+        "forgetting (control PPL after - before)"
+    };
     let plot = |root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>| -> Result<(), String> {
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)
@@ -51,26 +74,23 @@ pub fn plot_forgetting_vs_accuracy(
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d(-0.02..1.02f64, (y_lo - pad)..(y_hi + pad))
+            .build_cartesian_2d(-0.02..x_hi, (y_lo - pad)..(y_hi + pad))
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc("task accuracy")
-            .y_desc("forgetting (control PPL after - before)")
+            .y_desc(y_desc)
             .draw()
             .map_err(|e| e.to_string())?;
         for (idx, p) in pts.iter().enumerate() {
             let color = Palette99::pick(idx).to_rgba();
-            let xy = (p.task_accuracy, p.forgetting);
+            let xy = (p.task_accuracy, y_of(p));
+            let font = ("sans-serif", 15).into_font();
+            let marker = EmptyElement::at(xy)
+                + Circle::new((0, 0), 6, color.filled())
+                + Text::new(p.label.clone(), (10, -8), font);
             chart
-                .draw_series(std::iter::once(Circle::new(xy, 6, color.filled())))
-                .map_err(|e| e.to_string())?;
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    p.label.clone(),
-                    xy,
-                    ("sans-serif", 15).into_font(),
-                )))
+                .draw_series(std::iter::once(marker))
                 .map_err(|e| e.to_string())?;
         }
         root.present().map_err(|e| e.to_string())

@@ -474,6 +474,22 @@ pub fn markdown_table(cfg: &Settings, rows: &[RunRow]) -> String {
     s
 }
 
+/// Redraws `forgetting.svg` and rewrites the tables from `out/results.json`.
+pub fn replot(out: &Path) -> Result<()> {
+    let path = out.join("results.json");
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let cfg: Settings = serde_json::from_value(json["settings"].clone())
+        .with_context(|| format!("{}: bad settings", path.display()))?;
+    let rows: Vec<RunRow> = serde_json::from_value(json["runs"].clone())
+        .with_context(|| format!("{}: bad runs", path.display()))?;
+    let acc_before = json["exact_match_before"]
+        .as_f64()
+        .ok_or_else(|| anyhow!("{}: no exact_match_before", path.display()))?;
+    write_outputs(&cfg, acc_before, &rows, out)
+}
+
 fn write_outputs(cfg: &Settings, acc_before: f64, rows: &[RunRow], out: &Path) -> Result<()> {
     let mut csv = String::from(
         "method,n_tensors,n_trainable,steps,reached_target,final_train_loss,task_accuracy,ppl_before,ppl_after,forgetting,train_seconds\n",
@@ -591,6 +607,10 @@ mod tests {
         }
         let csv = fs::read_to_string(out.join("table.csv")).unwrap();
         assert_eq!(csv.lines().count(), 5);
+        fs::remove_file(out.join("forgetting.svg")).unwrap();
+        replot(&out).unwrap();
+        assert!(out.join("forgetting.svg").is_file());
+        assert_eq!(fs::read_to_string(out.join("table.csv")).unwrap(), csv);
         fs::remove_dir_all(&out).unwrap();
     }
 }

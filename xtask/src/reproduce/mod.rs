@@ -26,6 +26,9 @@ pub struct Args {
     /// Output folder [default: out/reproduce/EXPERIMENT, or out/reproduce/EXPERIMENT-smoke].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Only redraw the figure and tables from the output folder's `results.json`.
+    #[arg(long)]
+    replot: bool,
     /// Maximum optimiser steps per run (overrides the preset).
     #[arg(long)]
     max_steps: Option<usize>,
@@ -75,6 +78,11 @@ pub fn run(args: &Args) -> Result<()> {
                 .out
                 .clone()
                 .unwrap_or_else(|| crate::workspace_root().join("out/reproduce").join(name));
+            if args.replot {
+                kappatune::replot(&out)?;
+                eprintln!("redrew {}", out.display());
+                return Ok(());
+            }
             let rows = kappatune::run(&cfg, &crate::workspace_root(), &out)?;
             println!("{}", kappatune::markdown_table(&cfg, &rows));
             eprintln!("wrote {}", out.display());
