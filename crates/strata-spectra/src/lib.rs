@@ -65,6 +65,7 @@ mod config;
 mod error;
 mod float_serde;
 mod gram;
+mod json_file;
 mod metrics;
 mod powerlaw;
 mod result;

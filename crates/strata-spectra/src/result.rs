@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::config::SpectraConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::metrics::SpectrumMetrics;
 use crate::spectrum::SpectrumPath;
 
@@ -179,25 +179,11 @@ impl SpectraResult {
 
     /// Writes the result as pretty JSON.
     pub fn save_json(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        std::fs::write(path, text).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::json_file::write_json(self, path)
     }
 
     /// Reads a result written by [`SpectraResult::save_json`].
     pub fn load_json(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::json_file::read_json(path)
     }
 }

@@ -280,25 +280,11 @@ impl TrainableMask {
 
     /// Writes the mask as pretty JSON.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        std::fs::write(path, text).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::json_file::write_json(self, path)
     }
 
     /// Reads a mask written by [`TrainableMask::save`].
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::json_file::read_json(path)
     }
 }
