@@ -274,6 +274,29 @@ fn parse_item(line: &str) -> Result<TaskItem> {
     })
 }
 
+/// The token ids of an item's context (after a leading `eot`) and of each choice's
+/// continuation, checking that appending a choice leaves the context's tokens unchanged.
+pub(crate) fn item_tokens(
+    tokenizer: &Tokenizer,
+    eot: u32,
+    item: &TaskItem,
+) -> Result<(Vec<u32>, Vec<Vec<u32>>)> {
+    let mut context_ids = vec![eot];
+    context_ids.extend(encode(tokenizer, &item.context)?);
+    let mut continuations = Vec::with_capacity(item.choices.len());
+    for choice in &item.choices {
+        let mut ids = vec![eot];
+        ids.extend(encode(tokenizer, &format!("{}{choice}", item.context))?);
+        ensure!(
+            ids.starts_with(&context_ids) && ids.len() > context_ids.len(),
+            "choice {choice:?} of context {:?} changes the context's tokens",
+            item.context
+        );
+        continuations.push(ids[context_ids.len()..].to_vec());
+    }
+    Ok((context_ids, continuations))
+}
+
 /// For each item and choice: (sum of the choice tokens' ln p, the choice's length in bytes).
 fn score_choices(
     tokenizer: &Tokenizer,
@@ -283,23 +306,23 @@ fn score_choices(
 ) -> Result<Vec<Vec<(f64, usize)>>> {
     let mut scores = Vec::with_capacity(items.len());
     for item in items {
-        let mut context_ids = vec![eot];
-        context_ids.extend(encode(tokenizer, &item.context)?);
-        let mut item_scores = Vec::with_capacity(item.choices.len());
-        for choice in &item.choices {
-            let mut ids = vec![eot];
-            ids.extend(encode(tokenizer, &format!("{}{choice}", item.context))?);
-            ensure!(
-                ids.starts_with(&context_ids) && ids.len() > context_ids.len(),
-                "choice {choice:?} of context {:?} changes the context's tokens",
-                item.context
-            );
-            let log_prob: f64 = ids[context_ids.len() - 1..]
-                .windows(2)
-                .map(|pair| prob(pair[0], pair[1]).ln())
-                .sum();
-            item_scores.push((log_prob, choice.len()));
-        }
+        let (context_ids, continuations) = item_tokens(tokenizer, eot, item)?;
+        let item_scores = continuations
+            .iter()
+            .zip(&item.choices)
+            .map(|(continuation, choice)| {
+                let mut previous = *context_ids.last().expect("the context starts with eot");
+                let log_prob: f64 = continuation
+                    .iter()
+                    .map(|&token| {
+                        let ln_p = prob(previous, token).ln();
+                        previous = token;
+                        ln_p
+                    })
+                    .sum();
+                (log_prob, choice.len())
+            })
+            .collect();
         scores.push(item_scores);
     }
     Ok(scores)

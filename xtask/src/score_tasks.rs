@@ -25,7 +25,7 @@ use strata_core::{Model, PadSide, TokenBatch};
 use tokenizers::Tokenizer;
 
 use crate::baselines::{TaskItem, accuracy, read_tasks};
-use crate::train_tokenizer::{END_OF_TEXT, encode};
+use crate::train_tokenizer::END_OF_TEXT;
 use crate::workspace_root;
 
 /// Arguments of `cargo xtask score-tasks`.
@@ -191,19 +191,7 @@ fn score_item<B: Backend>(
     eot: u32,
     item: &TaskItem,
 ) -> Result<Vec<(f64, usize)>> {
-    let mut context_ids = vec![eot];
-    context_ids.extend(encode(tokenizer, &item.context)?);
-    let mut continuations = Vec::with_capacity(item.choices.len());
-    for choice in &item.choices {
-        let mut ids = vec![eot];
-        ids.extend(encode(tokenizer, &format!("{}{choice}", item.context))?);
-        ensure!(
-            ids.starts_with(&context_ids) && ids.len() > context_ids.len(),
-            "choice {choice:?} of context {:?} changes the context's tokens",
-            item.context
-        );
-        continuations.push(ids[context_ids.len()..].to_vec());
-    }
+    let (context_ids, continuations) = crate::baselines::item_tokens(tokenizer, eot, item)?;
     let log_probs = continuation_log_probs(model, &context_ids, &continuations)?;
     Ok(log_probs
         .into_iter()
@@ -263,6 +251,7 @@ fn continuation_log_probs<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train_tokenizer::encode;
 
     /// The Llama parity fixture (vocabulary 96, no tokenizer).
     fn fixture_model() -> Model<Flex> {
