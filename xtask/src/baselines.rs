@@ -26,13 +26,15 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, ensure};
 use serde_json::json;
-use tokenizers::Tokenizer;
+use strata_core::Tokenizer;
+use strata_core::eval::tasks::{MultipleChoiceAccuracy, TaskItem, item_tokens, read_task_dir};
 
-use crate::train_tokenizer::{END_OF_TEXT, encode};
+use crate::train::data::token_stream;
+use crate::train_tokenizer::END_OF_TEXT;
 use crate::{read_lines, workspace_root};
 
 const SPLITS: [&str; 3] = ["train", "valid", "test"];
@@ -72,14 +74,9 @@ pub fn run(args: &Args) -> Result<()> {
         .clone()
         .unwrap_or_else(|| data.join("baselines.json"));
 
-    let tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| {
-        anyhow!(
-            "{}: cannot load the tokenizer: {e}",
-            tokenizer_path.display()
-        )
-    })?;
-    let n_vocab = tokenizer.get_vocab_size(true);
-    let eot = tokenizer.token_to_id(END_OF_TEXT).ok_or_else(|| {
+    let tokenizer = Tokenizer::from_file(&tokenizer_path)?;
+    let n_vocab = tokenizer.vocab_size();
+    let eot = tokenizer.token_id(END_OF_TEXT).ok_or_else(|| {
         anyhow!(
             "{}: the tokenizer has no {END_OF_TEXT} token",
             tokenizer_path.display()
@@ -91,7 +88,7 @@ pub fn run(args: &Args) -> Result<()> {
         let path = data.join(format!("{split}.txt"));
         let lines = read_lines(&path)?;
         let n_bytes: usize = lines.iter().map(|line| line.len() + 1).sum();
-        let stream = token_stream(&tokenizer, &lines, eot)
+        let stream = token_stream(tokenizer.inner(), &lines, eot)
             .with_context(|| format!("{}: cannot encode", path.display()))?;
         streams.push((split, lines.len(), n_bytes, stream));
     }
@@ -158,11 +155,11 @@ pub fn run(args: &Args) -> Result<()> {
         "task", "items", "unigram acc", "unigram acc_norm", "bigram acc", "bigram acc_norm"
     );
     let mut task_rows = Vec::new();
-    for (name, items) in read_tasks(&tasks_dir)? {
-        let unigram_scores = score_choices(&tokenizer, &items, eot, |_, w| unigram.prob(w))?;
-        let bigram_scores = score_choices(&tokenizer, &items, eot, |v, w| bigram.prob(v, w))?;
-        let (unigram_acc, unigram_acc_norm) = accuracy(&items, &unigram_scores);
-        let (bigram_acc, bigram_acc_norm) = accuracy(&items, &bigram_scores);
+    for (name, items) in read_task_dir(&tasks_dir)? {
+        let unigram = score_choices(&tokenizer, &items, eot, |_, w| unigram.prob(w))?;
+        let bigram = score_choices(&tokenizer, &items, eot, |v, w| bigram.prob(v, w))?;
+        let (unigram_acc, unigram_acc_norm) = (unigram.acc(), unigram.acc_norm());
+        let (bigram_acc, bigram_acc_norm) = (bigram.acc(), bigram.acc_norm());
         println!(
             "{name:<16} {:>6} {unigram_acc:>12.3} {unigram_acc_norm:>16.3} {bigram_acc:>12.3} {bigram_acc_norm:>16.3}",
             items.len()
@@ -194,117 +191,15 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// `<|endoftext|>`, then each line's ids followed by `<|endoftext|>`.
-fn token_stream(tokenizer: &Tokenizer, lines: &[String], eot: u32) -> Result<Vec<u32>> {
-    let mut stream = vec![eot];
-    for line in lines {
-        stream.extend(encode(tokenizer, line)?);
-        stream.push(eot);
-    }
-    Ok(stream)
-}
-
-/// One multiple-choice item of `datasets/tasks/*.jsonl`.
-pub(crate) struct TaskItem {
-    /// The text before the gap.
-    pub(crate) context: String,
-    /// The candidate continuations of `context`.
-    pub(crate) choices: Vec<String>,
-    /// Index of the right choice.
-    pub(crate) answer: usize,
-}
-
-/// Every `*.jsonl` file of `dir`, sorted by name, as (file stem, items).
-pub(crate) fn read_tasks(dir: &Path) -> Result<Vec<(String, Vec<TaskItem>)>> {
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
-        .with_context(|| format!("{}: cannot list the task folder", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
-        .collect();
-    paths.sort();
-    let mut tasks = Vec::new();
-    for path in paths {
-        let text = fs::read_to_string(&path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        let mut items = Vec::new();
-        for (line_idx, line) in text.lines().enumerate() {
-            let item = parse_item(line)
-                .with_context(|| format!("{}: line {}", path.display(), line_idx + 1))?;
-            items.push(item);
-        }
-        ensure!(
-            !items.is_empty(),
-            "{}: the task file is empty",
-            path.display()
-        );
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        tasks.push((name, items));
-    }
-    Ok(tasks)
-}
-
-fn parse_item(line: &str) -> Result<TaskItem> {
-    let value: serde_json::Value = serde_json::from_str(line)?;
-    let context = value["context"]
-        .as_str()
-        .ok_or_else(|| anyhow!("`context` is missing or not a string"))?
-        .to_owned();
-    let choices: Vec<String> = value["choices"]
-        .as_array()
-        .ok_or_else(|| anyhow!("`choices` is missing or not an array"))?
-        .iter()
-        .map(|choice| choice.as_str().map(str::to_owned))
-        .collect::<Option<_>>()
-        .ok_or_else(|| anyhow!("`choices` holds a value that is not a string"))?;
-    let answer = value["answer"]
-        .as_u64()
-        .ok_or_else(|| anyhow!("`answer` is missing or not an index"))? as usize;
-    ensure!(
-        answer < choices.len(),
-        "`answer` {answer} is out of range for {} choices",
-        choices.len()
-    );
-    Ok(TaskItem {
-        context,
-        choices,
-        answer,
-    })
-}
-
-/// The token ids of an item's context (after a leading `eot`) and of each choice's
-/// continuation, checking that appending a choice leaves the context's tokens unchanged.
-pub(crate) fn item_tokens(
-    tokenizer: &Tokenizer,
-    eot: u32,
-    item: &TaskItem,
-) -> Result<(Vec<u32>, Vec<Vec<u32>>)> {
-    let mut context_ids = vec![eot];
-    context_ids.extend(encode(tokenizer, &item.context)?);
-    let mut continuations = Vec::with_capacity(item.choices.len());
-    for choice in &item.choices {
-        let mut ids = vec![eot];
-        ids.extend(encode(tokenizer, &format!("{}{choice}", item.context))?);
-        ensure!(
-            ids.starts_with(&context_ids) && ids.len() > context_ids.len(),
-            "choice {choice:?} of context {:?} changes the context's tokens",
-            item.context
-        );
-        continuations.push(ids[context_ids.len()..].to_vec());
-    }
-    Ok((context_ids, continuations))
-}
-
-/// For each item and choice: (sum of the choice tokens' ln p, the choice's length in bytes).
+/// Multiple-choice accuracy of an n-gram model given by `prob(previous, token)`, scored as
+/// `strata_core::eval::tasks` scores a language model.
 fn score_choices(
     tokenizer: &Tokenizer,
     items: &[TaskItem],
     eot: u32,
     prob: impl Fn(u32, u32) -> f64,
-) -> Result<Vec<Vec<(f64, usize)>>> {
-    let mut scores = Vec::with_capacity(items.len());
+) -> Result<MultipleChoiceAccuracy> {
+    let mut accuracy = MultipleChoiceAccuracy::default();
     for item in items {
         let (context_ids, continuations) = item_tokens(tokenizer, eot, item)?;
         let item_scores = continuations
@@ -322,34 +217,10 @@ fn score_choices(
                     .sum();
                 (log_prob, choice.len())
             })
-            .collect();
-        scores.push(item_scores);
+            .collect::<Vec<_>>();
+        accuracy.add(&item_scores, item.answer);
     }
-    Ok(scores)
-}
-
-/// (acc, acc_norm): the share of items whose best choice, by sum or by sum per byte, is right.
-pub(crate) fn accuracy(items: &[TaskItem], scores: &[Vec<(f64, usize)>]) -> (f64, f64) {
-    let argmax = |values: Vec<f64>| {
-        values
-            .iter()
-            .enumerate()
-            .fold((0, f64::NEG_INFINITY), |best, (idx, &v)| {
-                if v > best.1 { (idx, v) } else { best }
-            })
-            .0
-    };
-    let (mut n_right, mut n_right_norm) = (0usize, 0usize);
-    for (item, item_scores) in items.iter().zip(scores) {
-        n_right += usize::from(argmax(item_scores.iter().map(|s| s.0).collect()) == item.answer);
-        let per_byte = item_scores
-            .iter()
-            .map(|s| s.0 / s.1.max(1) as f64)
-            .collect();
-        n_right_norm += usize::from(argmax(per_byte) == item.answer);
-    }
-    let n_items = items.len() as f64;
-    (n_right as f64 / n_items, n_right_norm as f64 / n_items)
+    Ok(accuracy)
 }
 
 /// Add-one unigram model over the predicted tokens (`stream[1..]`).

@@ -1,10 +1,14 @@
 //! The `strata` command line: one subcommand per job, glue over the library crates.
 
+#[macro_use]
+mod stdout;
 mod backend;
 mod commands;
 mod progress;
 
-use anyhow::Result;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 /// Look inside transformer language models.
@@ -31,15 +35,32 @@ enum Command {
     Kappatune(commands::kappatune::Args),
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
                 .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, never in a log file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if e.downcast_ref::<stdout::StdoutError>()
+                .is_some_and(stdout::StdoutError::is_broken_pipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Info(args) => commands::info::run(args),
         Command::Capture(args) => commands::capture::run(args),

@@ -24,6 +24,15 @@ pub enum Error {
         /// The file name that was looked for.
         file: String,
     },
+    /// A path given as a model folder is not one (missing, a plain file, a folder where
+    /// `config.json` should be, a dangling link).
+    #[error("{path}: {reason}")]
+    NotAModelFolder {
+        /// The path at fault.
+        path: PathBuf,
+        /// What it is instead.
+        reason: String,
+    },
     /// A JSON file (config.json, an index) did not parse.
     #[error("{path}: invalid JSON: {source}")]
     Json {
@@ -81,6 +90,20 @@ pub enum Error {
         /// The shape in the file.
         found: Vec<usize>,
     },
+    /// A weight tensor holds NaN or infinite values.
+    #[error(
+        "{file}: tensor `{key}` holds {n_bad} NaN/Inf values of {n_total}; the checkpoint is damaged"
+    )]
+    NonFiniteWeights {
+        /// The weights file.
+        file: PathBuf,
+        /// The tensor name.
+        key: String,
+        /// How many values are not finite.
+        n_bad: usize,
+        /// Values in the tensor.
+        n_total: usize,
+    },
     /// A tensor is stored in a dtype strata cannot read.
     #[error("{file}: tensor `{key}` has dtype {dtype}; strata reads F32, F16, BF16 and F64")]
     TensorDtype {
@@ -107,12 +130,29 @@ pub enum Error {
         /// The model's vocabulary size.
         vocab_size: usize,
     },
-    /// The input is longer than the model's learned position table.
-    #[error("sequence of {n_tokens} tokens is longer than the position limit of {n_ctx}")]
+    /// The input is longer than the model's context.
+    #[error(
+        "a sequence of {n_tokens} tokens is longer than the model's context of {n_ctx} \
+         (max_position_embeddings / n_positions)"
+    )]
     SequenceTooLong {
         /// Tokens requested.
         n_tokens: usize,
         /// The model's maximum number of positions.
+        n_ctx: usize,
+    },
+    /// A generation would run past the model's context.
+    #[error(
+        "a prompt of {n_prompt} tokens plus {max_new_tokens} new tokens exceeds the model's \
+         context of {n_ctx}; ask for at most {} new tokens or shorten the prompt",
+        n_ctx.saturating_sub(*n_prompt)
+    )]
+    GenerationTooLong {
+        /// Tokens in the longest prompt.
+        n_prompt: usize,
+        /// New tokens asked for.
+        max_new_tokens: usize,
+        /// The model's context.
         n_ctx: usize,
     },
     /// Empty input where text or tokens are required.
@@ -137,6 +177,65 @@ pub enum Error {
         /// Why, and which cargo feature enables it.
         reason: String,
     },
+    /// A probe could not handle what it was given (or returned a tensor of the wrong shape).
+    #[error("probe at `{site}`: {reason}")]
+    Probe {
+        /// The site (or block) where it happened.
+        site: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An activation holds NaN or infinity.
+    #[error(
+        "non-finite value ({value}) at `{site}`, batch row {row}, position {pos}, feature {feature}: \
+         the model's weights or config produce NaN/Inf here"
+    )]
+    NonFinite {
+        /// The first site where a non-finite value appears.
+        site: String,
+        /// Batch row.
+        row: usize,
+        /// Token position within the call.
+        pos: usize,
+        /// Feature index.
+        feature: usize,
+        /// The value (`NaN`, `inf` or `-inf`).
+        value: f32,
+    },
+    /// A computed result is NaN or infinite (the model produced non-finite activations).
+    #[error(
+        "{what} is {value}: the model produces non-finite values (check its weights and config)"
+    )]
+    NonFiniteResult {
+        /// What was computed.
+        what: String,
+        /// The value.
+        value: f64,
+    },
+    /// A line of a task file is not a valid item.
+    #[error("{file}: line {line}: {reason}")]
+    BadTaskItem {
+        /// The task file.
+        file: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A computation would need more memory than is available (or than the set limit).
+    #[error(
+        "{what} would need about {} but only {} is available; use a shorter input, a smaller \
+         batch or a machine with more memory",
+        human_bytes(*needed), human_bytes(*limit)
+    )]
+    OutOfMemory {
+        /// What was about to be allocated.
+        what: String,
+        /// Bytes it needs (estimated).
+        needed: u128,
+        /// Bytes available.
+        limit: u128,
+    },
     /// An argument outside its valid range.
     #[error("invalid {what}: {reason}")]
     InvalidArgument {
@@ -158,4 +257,16 @@ impl Error {
             source,
         }
     }
+}
+
+/// `1.5 GiB`-style sizes for messages.
+fn human_bytes(bytes: u128) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }

@@ -51,7 +51,9 @@ impl Default for GenerateConfig {
 }
 
 /// Generates continuations of several prompts at once (left-padded, KV-cached), with probes
-/// attached to every forward call. Returns the new tokens of each prompt.
+/// attached to every forward call (the prompt pass is generation step 0, each later token one
+/// more: see [`crate::probe::HookContext::generation_step`]). Returns the new tokens of each
+/// prompt.
 pub fn generate_batch<B: Backend>(
     model: &Model<B>,
     prompts: &[Vec<u32>],
@@ -68,6 +70,20 @@ pub fn generate_batch<B: Backend>(
         });
     }
     let decoder = model.decoder()?;
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    if longest > model.config.n_ctx {
+        return Err(Error::SequenceTooLong {
+            n_tokens: longest,
+            n_ctx: model.config.n_ctx,
+        });
+    }
+    if longest + config.max_new_tokens > model.config.n_ctx {
+        return Err(Error::GenerationTooLong {
+            n_prompt: longest,
+            max_new_tokens: config.max_new_tokens,
+            n_ctx: model.config.n_ctx,
+        });
+    }
     let pad = config
         .eos_token_id
         .or(model.config.eos_token_id)
@@ -77,11 +93,21 @@ pub fn generate_batch<B: Backend>(
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
     let mut done = vec![false; prompts.len()];
-    for _ in 0..config.max_new_tokens {
-        let logits = decoder.forward_with(&batch, Some(&mut cache), probes)?;
+    for step in 0..config.max_new_tokens {
+        let logits = decoder.forward_call(&batch, Some(&mut cache), probes, Some(step))?;
         let [b, p, v] = logits.dims();
         let last: Tensor<B, 2> = logits.slice([0..b, p - 1..p, 0..v]).reshape([b, v]);
         let rows = crate::weights::HostTensor::from_tensor(last);
+        if rows.data.iter().any(|v| !v.is_finite()) {
+            // Re-run the sequences so far without the cache to say where it starts.
+            let so_far: Vec<Vec<u32>> = prompts
+                .iter()
+                .zip(&out)
+                .map(|(p, o)| [p.as_slice(), o.as_slice()].concat())
+                .collect();
+            let full = TokenBatch::padded(&so_far, pad, PadSide::Left)?;
+            crate::probe::ensure_finite(model, &full, &rows.data)?;
+        }
         let mut next = Vec::with_capacity(b);
         for (r, row) in rows.data.chunks(v).enumerate() {
             let token = if done[r] {

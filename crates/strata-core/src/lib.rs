@@ -37,10 +37,11 @@
 pub mod config;
 pub mod device;
 mod error;
+pub mod eval;
 pub mod generate;
 mod input;
+pub mod io;
 pub mod models;
-pub mod perplexity;
 pub mod probe;
 mod tokenizer;
 pub mod weights;

@@ -57,6 +57,26 @@ impl Tokenizer {
         Ok(ids)
     }
 
+    /// Token ids of `text` with no special tokens added (the encoding of a piece of a longer
+    /// stream). Empty text gives no ids.
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, false).map_err(|e| self.err(e))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// The id of the token that separates documents: the first of `<|endoftext|>`,
+    /// `<|end_of_text|>`, `</s>` and `<eos>` in the vocabulary.
+    pub fn end_of_text_id(&self) -> Option<u32> {
+        ["<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>"]
+            .iter()
+            .find_map(|t| self.token_id(t))
+    }
+
+    /// The file this tokenizer was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Text of token ids, without special tokens such as `<|endoftext|>`.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner.decode(ids, true).map_err(|e| self.err(e))

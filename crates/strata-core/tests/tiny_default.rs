@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
 use strata_core::Model;
-use strata_core::perplexity::perplexity;
+use strata_core::ProbeSet;
+use strata_core::eval::{PerplexityConfig, corpus, perplexity};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -34,23 +35,22 @@ fn default_model_matches_its_recorded_validation_perplexity() {
 
     let model = Model::<Flex>::load(&dir, &Default::default()).unwrap();
     let tokenizer = model.tokenizer().unwrap();
-    let eot = tokenizer.token_id("<|endoftext|>").unwrap();
     let text = std::fs::read_to_string(root().join("datasets/kjv/valid.txt")).unwrap();
-    let mut stream = vec![eot];
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        if stream.len() >= n_prefix {
-            break;
-        }
-        let encoding = tokenizer.inner().encode(line, false).unwrap();
-        stream.extend_from_slice(encoding.get_ids());
-        stream.push(eot);
-    }
+    // The first 2,000 lines hold more than the prefix.
+    let mut stream = corpus::frame_lines(tokenizer, text.lines().take(2_000)).unwrap();
+    assert!(stream.len() >= n_prefix);
+    assert_eq!(stream[0], tokenizer.token_id("<|endoftext|>").unwrap());
     stream.truncate(n_prefix);
-    assert_eq!(stream.len(), n_prefix);
 
-    let ppl = perplexity(&model, &stream, window, stride, &mut |_, _| {})
-        .unwrap()
-        .ppl();
+    let ppl = perplexity(
+        &model,
+        &stream,
+        &PerplexityConfig::new(window, stride).unwrap(),
+        &mut ProbeSet::none(),
+        &mut |_, _| {},
+    )
+    .unwrap()
+    .ppl();
     assert!(
         (ppl / recorded - 1.0).abs() <= PPL_TOLERANCE,
         "validation perplexity {ppl:.3}, recorded {recorded:.3}"

@@ -30,6 +30,17 @@ pub enum Error {
         /// Why there is no data.
         reason: String,
     },
+    /// Writing the file failed (the previous file, if any, is left as it was).
+    #[error(transparent)]
+    Write(#[from] strata_core::Error),
+    /// A table row could not be serialised.
+    #[error("{path}: cannot write a table row: {reason}")]
+    Table {
+        /// The table file.
+        path: std::path::PathBuf,
+        /// The serialiser's message.
+        reason: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -95,10 +95,7 @@ pub fn plot_forgetting_vs_accuracy(
         }
         root.present().map_err(|e| e.to_string())
     };
-    plot(SVGBackend::new(path, SIZE).into_drawing_area()).map_err(|reason| Error::Plot {
-        path: path.to_path_buf(),
-        reason,
-    })
+    crate::svg::render_svg(path, SIZE, Box::new(plot))
 }
 
 #[cfg(test)]

@@ -32,9 +32,13 @@ mod forgetting_figure;
 mod ranking_csv;
 mod spectra_csv;
 mod spectra_figures;
+mod svg;
+mod table;
 
 pub use error::{Error, Result};
 pub use forgetting_figure::{ForgettingPoint, plot_forgetting_vs_accuracy};
 pub use ranking_csv::{RANKING_COLUMNS, write_ranking_csv, write_ranking_rows};
 pub use spectra_csv::{SPECTRA_COLUMNS, spectra_row, write_spectra_csv, write_spectra_rows};
 pub use spectra_figures::{plot_esd, plot_kappa_by_layer};
+pub use svg::{Draw, render_svg};
+pub use table::write_table;

@@ -6,21 +6,18 @@ use std::path::Path;
 
 use strata_spectra::Selection;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The ranking table's columns, in order.
 pub const RANKING_COLUMNS: [&str; 6] = ["rank", "unit", "tensor", "kappa", "n_params", "selected"];
 
 /// Writes the ranking of `selection` to `path`.
 pub fn write_ranking_csv(selection: &Selection, path: &Path) -> Result<()> {
-    let io_err = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::create(path).map_err(io_err)?;
-    let mut out = std::io::BufWriter::new(file);
-    write_ranking_rows(selection, &mut out).map_err(io_err)?;
-    out.flush().map_err(io_err)
+    strata_core::io::write_atomic(path, |out| {
+        let mut out = out;
+        write_ranking_rows(selection, &mut out)
+    })?;
+    Ok(())
 }
 
 /// Writes the ranking table (header and rows) to any writer.

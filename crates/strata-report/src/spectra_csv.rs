@@ -11,7 +11,7 @@ use std::path::Path;
 
 use strata_spectra::{SpectraResult, TensorSpectrum, UnitPart};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The spectra table's columns, in order.
 pub const SPECTRA_COLUMNS: [&str; 31] = [
@@ -50,14 +50,11 @@ pub const SPECTRA_COLUMNS: [&str; 31] = [
 
 /// Writes the spectra table of `result` to `path`.
 pub fn write_spectra_csv(result: &SpectraResult, path: &Path) -> Result<()> {
-    let io_err = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::create(path).map_err(io_err)?;
-    let mut out = std::io::BufWriter::new(file);
-    write_spectra_rows(result, &mut out).map_err(io_err)?;
-    out.flush().map_err(io_err)
+    strata_core::io::write_atomic(path, |out| {
+        let mut out = out;
+        write_spectra_rows(result, &mut out)
+    })?;
+    Ok(())
 }
 
 /// Writes the spectra table (header and rows) to any writer.

@@ -82,10 +82,7 @@ pub fn plot_kappa_by_layer(result: &SpectraResult, path: &Path) -> Result<()> {
             .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())
     };
-    plot(SVGBackend::new(path, SIZE).into_drawing_area()).map_err(|reason| Error::Plot {
-        path: path.to_path_buf(),
-        reason,
-    })
+    crate::svg::render_svg(path, SIZE, Box::new(plot))
 }
 
 /// The log-log ESD of one unit: `(log10 lambda, log10 density)` at each non-empty bin.
@@ -213,8 +210,5 @@ pub fn plot_esd(result: &SpectraResult, units: &[&str], path: &Path) -> Result<(
             .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())
     };
-    plot(SVGBackend::new(path, SIZE).into_drawing_area()).map_err(|reason| Error::Plot {
-        path: path.to_path_buf(),
-        reason,
-    })
+    crate::svg::render_svg(path, SIZE, Box::new(plot))
 }

@@ -13,9 +13,13 @@ pub(crate) fn write_json<T: Serialize>(value: &T, path: &Path) -> Result<()> {
         path: path.to_path_buf(),
         source,
     })?;
-    std::fs::write(path, text).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
+    // Atomic: a failed write leaves the previous file intact, never a truncated one.
+    strata_core::io::write_bytes_atomic(path, (text + "\n").as_bytes()).map_err(|e| match e {
+        strata_core::Error::Io { path, source } => Error::Io { path, source },
+        other => Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
     })
 }
 

@@ -26,14 +26,15 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::ElementConversion;
 use serde::{Deserialize, Serialize};
-use strata_core::generate::{GenerateConfig, Sampling, generate};
+use strata_core::eval::{
+    ExactMatchItem, PerplexityConfig, exact_match, leading_number, perplexity,
+};
+use strata_core::generate::{GenerateConfig, Sampling};
 use strata_core::models::Architecture;
 use strata_core::models::decoder::Decoder;
-use strata_core::perplexity::perplexity;
 use strata_core::probe::ProbeSet;
 use strata_core::{Model, TokenBatch};
 use strata_spectra::{Budget, SpectraConfig, analyze_path, select};
-use tokenizers::Tokenizer;
 
 use crate::read_lines;
 use crate::train::data::{Blocks, SplitMix64, token_stream};
@@ -41,7 +42,7 @@ use crate::train::freeze::Freeze;
 use crate::train::run::{adamw, cross_entropy};
 use crate::train::schedule::learning_rate;
 use crate::train::spec::{TrainSpec, default_preset};
-use crate::train_tokenizer::{END_OF_TEXT, encode};
+use crate::train_tokenizer::END_OF_TEXT;
 
 type TrainBackend = Autodiff<Flex>;
 
@@ -184,79 +185,44 @@ pub struct RunRow {
     pub train_seconds: f64,
 }
 
-/// One arithmetic test item: the prompt `a+b=` and the answer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Item {
-    /// Everything up to and including `=`.
-    pub prompt: String,
-    /// The expected answer text.
-    pub answer: String,
-}
-
-/// Parses lines `a+b=c` (or `a-b=c`) into items; fails on a line without `=`.
-pub fn parse_items(lines: &[String]) -> Result<Vec<Item>> {
-    lines
-        .iter()
-        .map(|line| {
-            let (lhs, rhs) = line
-                .split_once('=')
-                .ok_or_else(|| anyhow!("arithmetic line {line:?} has no `=`"))?;
-            Ok(Item {
-                prompt: format!("{lhs}="),
-                answer: rhs.trim().to_string(),
-            })
-        })
-        .collect()
-}
-
-/// The answer a continuation gives: its leading number (an optional `-`, then digits).
-pub fn leading_answer(text: &str) -> String {
-    let text = text.trim_start();
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if c.is_ascii_digit() || (i == 0 && c == '-') {
-            out.push(c);
-        } else {
-            break;
-        }
-    }
-    out
-}
-
-/// Fraction of `items` whose greedy continuation after `<|endoftext|> prompt` starts with
-/// exactly the answer (`12` does not count for `123`).
-pub fn exact_match(
+/// Fraction of `items` whose greedy continuation (at most 8 tokens, stopping at `eot`) after
+/// `<|endoftext|> prompt` starts with exactly the answer (`12` does not count for `123`).
+pub fn arithmetic_accuracy(
     model: &Model<Flex>,
-    tokenizer: &Tokenizer,
+    tokenizer: &strata_core::Tokenizer,
     eot: u32,
-    items: &[Item],
+    items: &[ExactMatchItem],
 ) -> Result<f64> {
-    ensure!(!items.is_empty(), "no arithmetic items to score");
     let config = GenerateConfig {
         max_new_tokens: 8,
         sampling: Sampling::Greedy,
         seed: 0,
         eos_token_id: Some(eot),
     };
-    let mut correct = 0usize;
-    for item in items {
-        let mut prompt = vec![eot];
-        prompt.extend(encode(tokenizer, &item.prompt)?);
-        let new = generate(model, &prompt, &config, &mut ProbeSet::none())?;
-        let text = tokenizer
-            .decode(&new, true)
-            .map_err(|e| anyhow!("cannot decode a continuation: {e}"))?;
-        if leading_answer(&text) == item.answer {
-            correct += 1;
-        }
-    }
-    Ok(correct as f64 / items.len() as f64)
+    let result = exact_match(
+        model,
+        tokenizer,
+        eot,
+        items,
+        &config,
+        &leading_number,
+        &mut ProbeSet::none(),
+    )?;
+    Ok(result.accuracy())
 }
 
 /// KJV perplexity of the stream prefix, window = the model's context, stride half of it.
 fn kjv_ppl(model: &Model<Flex>, stream: &[u32]) -> Result<f64> {
     let window = model.config.n_ctx;
-    Ok(perplexity(model, stream, window, window / 2, &mut |_, _| {})?.ppl())
+    let config = PerplexityConfig::new(window, window / 2)?;
+    Ok(perplexity(
+        model,
+        stream,
+        &config,
+        &mut ProbeSet::none(),
+        &mut |_, _| {},
+    )?
+    .ppl())
 }
 
 /// Runs the experiment into `out`, returns the rows (also written as `results.json`,
@@ -264,18 +230,24 @@ fn kjv_ppl(model: &Model<Flex>, stream: &[u32]) -> Result<f64> {
 pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Vec<RunRow>> {
     let model_dir = root.join(&cfg.model);
     let tokenizer_path = model_dir.join("tokenizer.json");
-    let tokenizer = Tokenizer::from_file(&tokenizer_path)
-        .map_err(|e| anyhow!("{}: cannot load: {e}", tokenizer_path.display()))?;
+    let tokenizer = strata_core::Tokenizer::from_file(&tokenizer_path)?;
     let eot = tokenizer
-        .token_to_id(END_OF_TEXT)
+        .token_id(END_OF_TEXT)
         .ok_or_else(|| anyhow!("the tokenizer has no {END_OF_TEXT}"))?;
     let arith = root.join("datasets/arithmetic");
-    let train_stream = token_stream(&tokenizer, &read_lines(&arith.join("train.txt"))?, eot)?;
+    let train_stream = token_stream(
+        tokenizer.inner(),
+        &read_lines(&arith.join("train.txt"))?,
+        eot,
+    )?;
     let blocks = Blocks::new(train_stream, cfg.seq_len, cfg.seed)?;
     let test_lines = read_lines(&arith.join("test.txt"))?;
-    let items = parse_items(&test_lines[..cfg.n_eval_items.min(test_lines.len())])?;
+    let items = test_lines[..cfg.n_eval_items.min(test_lines.len())]
+        .iter()
+        .map(|line| ExactMatchItem::from_equation(line))
+        .collect::<strata_core::Result<Vec<_>>>()?;
     let mut kjv = token_stream(
-        &tokenizer,
+        tokenizer.inner(),
         &read_lines(&root.join("datasets/kjv/valid.txt"))?,
         eot,
     )?;
@@ -308,7 +280,7 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Vec<RunRow>> {
     let device = Default::default();
     let base = Model::<Flex>::load(&model_dir, &device)?;
     let ppl_before = kjv_ppl(&base, &kjv)?;
-    let acc_before = exact_match(&base, &tokenizer, eot, &items)?;
+    let acc_before = arithmetic_accuracy(&base, &tokenizer, eot, &items)?;
     eprintln!(
         "before fine-tuning: KJV ppl {ppl_before:.3}, arithmetic exact match {acc_before:.3}"
     );
@@ -333,9 +305,10 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Vec<RunRow>> {
             config: model.config.clone(),
             tokenizer: None,
             dir: model.dir.clone(),
+            unused_tensors: Vec::new(),
         };
         let ppl_after = kjv_ppl(&tuned, &kjv)?;
-        let task_accuracy = exact_match(&tuned, &tokenizer, eot, &items)?;
+        let task_accuracy = arithmetic_accuracy(&tuned, &tokenizer, eot, &items)?;
         let final_train_loss = mean_tail(&losses);
         let row = RunRow {
             method,
@@ -550,18 +523,6 @@ fn write_outputs(cfg: &Settings, acc_before: f64, rows: &[RunRow], out: &Path) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn items_and_answers_parse() {
-        let items = parse_items(&["17+25=42".into(), "3-9=-6".into()]).unwrap();
-        assert_eq!(items[0].prompt, "17+25=");
-        assert_eq!(items[1].answer, "-6");
-        assert!(parse_items(&["17+25".into()]).is_err());
-        assert_eq!(leading_answer(" 42<junk"), "42");
-        assert_eq!(leading_answer("-6\n"), "-6");
-        assert_eq!(leading_answer("1-2"), "1");
-        assert_eq!(leading_answer("abc"), "");
-    }
 
     #[test]
     fn the_random_subset_is_seeded_and_without_repeats() {

@@ -2,20 +2,20 @@
 //! order that depends only on the step, so a resumed run sees exactly the batches an
 //! uninterrupted one would.
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use tokenizers::Tokenizer;
 
 use crate::train_tokenizer::encode;
 
 /// `<|endoftext|>`, then each line's ids followed by `<|endoftext|>`: the convention of
 /// `datasets/kjv/baselines.json`, so perplexities are comparable.
+/// The framing is `strata_core::eval::corpus`'s, so `strata ppl` reports the same number.
 pub fn token_stream(tokenizer: &Tokenizer, lines: &[String], eot: u32) -> Result<Vec<u32>> {
-    let mut stream = vec![eot];
-    for (line_idx, line) in lines.iter().enumerate() {
-        stream.extend(encode(tokenizer, line).with_context(|| format!("line {}", line_idx + 1))?);
-        stream.push(eot);
-    }
-    Ok(stream)
+    Ok(strata_core::eval::corpus::frame_lines_with(
+        lines.iter().map(String::as_str),
+        eot,
+        |line| encode(tokenizer, line),
+    )?)
 }
 
 /// A token stream cut into blocks of `seq_len + 1` tokens that overlap by one, so block `i`

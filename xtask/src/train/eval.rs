@@ -7,8 +7,8 @@ use anyhow::{Result, anyhow};
 use burn::backend::Flex;
 use serde::{Deserialize, Serialize};
 use strata_core::Model;
+use strata_core::eval::{PerplexityConfig, perplexity};
 use strata_core::generate::{GenerateConfig, Sampling, generate};
-use strata_core::perplexity::perplexity;
 use strata_core::probe::ProbeSet;
 
 /// Number of leading validation tokens the quick check (`tests/tiny_default.rs`) uses.
@@ -59,9 +59,19 @@ pub fn evaluate(
     let model = Model::<Flex>::load(dir, &device)?;
     let stride = window / 2;
     let n_prefix = PREFIX_TOKENS.min(stream.len());
-    let prefix = perplexity(&model, &stream[..n_prefix], window, stride, &mut |_, _| {})?;
+    let config = PerplexityConfig::new(window, stride)?;
+    let run = |tokens: &[u32]| {
+        perplexity(
+            &model,
+            tokens,
+            &config,
+            &mut ProbeSet::none(),
+            &mut |_, _| {},
+        )
+    };
+    let prefix = run(&stream[..n_prefix])?;
     let full = if whole_split {
-        perplexity(&model, stream, window, stride, &mut |_, _| {})?.ppl()
+        run(stream)?.ppl()
     } else {
         f64::NAN
     };

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
-use strata_core::probe::{Capture, ProbeSet};
+use strata_core::probe::{Capture, ProbeSet, ensure_finite};
 use strata_core::weights::write_safetensors;
 use strata_core::{Site, TokenBatch};
 
@@ -38,20 +38,28 @@ pub fn run(args: &Args) -> Result<()> {
 fn capture_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     let model = args.target.load::<B>(device)?;
     let ids = args.input.tokens(&model)?;
+    // A site named twice (or by a glob and by name) is captured and written once.
     let mut sites: Vec<Site> = Vec::new();
     for pattern in &args.sites {
-        sites.extend(Site::expand(pattern.trim(), &model.config)?);
+        for site in Site::expand(pattern.trim(), &model.config)? {
+            if !sites.contains(&site) {
+                sites.push(site);
+            }
+        }
     }
+    let batch = TokenBatch::single(&ids)?;
     let mut capture = Capture::new(sites.iter().copied());
-    model.forward_with(
-        &TokenBatch::single(&ids)?,
-        None,
-        &mut ProbeSet::one(&mut capture),
-    )?;
-    let tensors: Vec<(String, _)> = sites
-        .iter()
-        .map(|s| (s.to_string(), capture.captured[s].clone()))
-        .collect();
+    model.forward_with(&batch, None, &mut ProbeSet::one(&mut capture))?;
+    let mut tensors: Vec<(String, _)> = Vec::with_capacity(sites.len());
+    for site in &sites {
+        let tensor = capture
+            .captured
+            .remove(site)
+            .with_context(|| format!("site {site} was not reached by the forward pass"))?;
+        // Never write NaN silently: say where the first non-finite value appears.
+        ensure_finite(&model, &batch, &tensor.data)?;
+        tensors.push((site.to_string(), tensor));
+    }
     let metadata = HashMap::from([
         ("model".to_string(), args.target.model.display().to_string()),
         ("token_ids".to_string(), format!("{ids:?}")),
@@ -59,7 +67,7 @@ fn capture_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     ]);
     write_safetensors(&args.out, &tensors, Some(metadata))
         .with_context(|| format!("writing {}", args.out.display()))?;
-    println!(
+    say!(
         "wrote {} sites x {} tokens to {}",
         tensors.len(),
         ids.len(),

@@ -53,12 +53,15 @@ fn generate_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     };
     let start = std::time::Instant::now();
     let new = generate(&model, &prompt, &config, &mut ProbeSet::none())?;
+    if new.is_empty() {
+        tracing::warn!("the model generated no tokens");
+    }
     let secs = start.elapsed().as_secs_f64();
     match &model.tokenizer {
         Some(tok) => {
-            println!("{}{}", tok.decode(&prompt)?, tok.decode(&new)?);
+            say!("{}{}", tok.decode(&prompt)?, tok.decode(&new)?);
         }
-        None => println!("{new:?}"),
+        None => say!("{new:?}"),
     }
     tracing::info!(
         n_new = new.len(),

@@ -41,21 +41,20 @@ pub fn run(args: &Args) -> Result<()> {
     let kappas: serde_json::Map<String, serde_json::Value> = result
         .kappa_map()
         .into_iter()
-        .map(|(unit, kappa)| {
-            let value = if kappa.is_finite() {
-                serde_json::Value::from(kappa)
-            } else {
-                serde_json::Value::from("inf")
-            };
-            (unit, value)
-        })
+        .map(|(unit, kappa)| (unit, strata_core::io::json_float(kappa)))
         .collect();
-    let kappas = serde_json::to_string_pretty(&kappas)?;
-    let kappa_path = args.out.join("condition_numbers.json");
-    std::fs::write(&kappa_path, kappas)
-        .with_context(|| format!("writing {}", kappa_path.display()))?;
+    strata_core::io::write_json_atomic(&args.out.join("condition_numbers.json"), &kappas)?;
+    strata_core::io::RunManifest::new(
+        args.model.display().to_string(),
+        vec![
+            "ranking.csv".into(),
+            "selection.json".into(),
+            "condition_numbers.json".into(),
+        ],
+    )
+    .write(&args.out)?;
 
-    println!(
+    say!(
         "selected {} of {} units ({} parameters) with budget {}; wrote {}",
         selection.n_selected(),
         selection.ranking.len(),
@@ -64,13 +63,15 @@ pub fn run(args: &Args) -> Result<()> {
         args.out.join("selection.json").display()
     );
     for unit in selection.selected().take(10) {
-        println!(
+        say!(
             "  {:>4}  kappa {:>12.4}  {}",
-            unit.rank, unit.kappa, unit.unit
+            unit.rank,
+            unit.kappa,
+            unit.unit
         );
     }
     if selection.n_selected() > 10 {
-        println!(
+        say!(
             "  ... ({} more in ranking.csv)",
             selection.n_selected() - 10
         );

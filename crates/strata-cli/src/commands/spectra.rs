@@ -108,16 +108,18 @@ pub fn run(args: &Args) -> Result<()> {
     lean.units.iter_mut().for_each(|u| u.singular_values = None);
     lean.save_json(&args.out.join("spectra.json"))?;
 
+    let mut written = vec!["spectra.csv".to_string(), "spectra.json".to_string()];
     if !args.no_figures {
-        strata_report::plot_kappa_by_layer(&result, &args.out.join("kappa_by_layer.svg"))
-            .unwrap_or_else(|e| eprintln!("warning: {e}"));
-        let chosen = esd_units(&result, &args.esd);
+        strata_report::plot_kappa_by_layer(&result, &args.out.join("kappa_by_layer.svg"))?;
+        written.push("kappa_by_layer.svg".into());
+        let chosen = esd_units(&result, &args.esd)?;
         let chosen: Vec<&str> = chosen.iter().map(String::as_str).collect();
-        strata_report::plot_esd(&result, &chosen, &args.out.join("esd.svg"))
-            .unwrap_or_else(|e| eprintln!("warning: {e}"));
+        strata_report::plot_esd(&result, &chosen, &args.out.join("esd.svg"))?;
+        written.push("esd.svg".into());
     }
-    summarize(&result, &args.out);
-    Ok(())
+    strata_core::io::RunManifest::new(args.model.display().to_string(), written)
+        .write(&args.out)?;
+    summarize(&result, &args.out)
 }
 
 /// Analyses a model with a progress bar on stderr.
@@ -134,10 +136,26 @@ pub fn analyze_with_progress(model: &Path, config: &SpectraConfig) -> Result<Spe
     Ok(result)
 }
 
-/// The units named with `--esd`, or the lowest- and highest-kappa units.
-fn esd_units(result: &SpectraResult, requested: &[String]) -> Vec<String> {
+/// The units named with `--esd` (each must be an analysed unit), or the lowest- and
+/// highest-kappa units.
+fn esd_units(result: &SpectraResult, requested: &[String]) -> Result<Vec<String>> {
     if !requested.is_empty() {
-        return requested.to_vec();
+        for name in requested {
+            if !result.units.iter().any(|u| &u.unit == name) {
+                let known: Vec<&str> = result
+                    .units
+                    .iter()
+                    .take(4)
+                    .map(|u| u.unit.as_str())
+                    .collect();
+                anyhow::bail!(
+                    "--esd: no unit `{name}` in this model (units are named like {}, ...; see \
+                     spectra.csv)",
+                    known.join(", ")
+                );
+            }
+        }
+        return Ok(requested.to_vec());
     }
     let (ranking, _) = strata_spectra::rank(result);
     let mut chosen: Vec<String> = ranking
@@ -148,22 +166,23 @@ fn esd_units(result: &SpectraResult, requested: &[String]) -> Vec<String> {
     if let Some(last) = ranking.last().filter(|_| ranking.len() > 1) {
         chosen.push(last.unit.clone());
     }
-    chosen
+    Ok(chosen)
 }
 
-fn summarize(result: &SpectraResult, out: &Path) {
+fn summarize(result: &SpectraResult, out: &Path) -> Result<()> {
     let n_ok = result.ok_units().count();
     let n_svd = result
         .ok_units()
         .filter(|u| u.path == Some(strata_spectra::SpectrumPath::Svd))
         .count();
-    println!(
+    say!(
         "{n_ok} units analysed ({n_svd} by SVD), {} failed, {} tensors skipped; wrote {}",
         result.failed_units().count(),
         result.skipped.len(),
         out.join("spectra.csv").display()
     );
     for unit in result.failed_units() {
-        println!("  not analysed: `{}` ({})", unit.unit, unit.status.label());
+        say!("  not analysed: `{}` ({})", unit.unit, unit.status.label());
     }
+    Ok(())
 }

@@ -102,10 +102,36 @@ pub struct HfConfig {
 }
 
 impl HfConfig {
-    /// Reads and parses a `config.json`.
+    /// Reads and parses a `config.json` (a UTF-8 byte-order mark is skipped; anything but a
+    /// JSON object is refused with what was found).
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_str(&text).map_err(|source| Error::Json {
+        Self::parse(&text, path)
+    }
+
+    /// Parses the text of a `config.json`; `path` is named in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|source| Error::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if !value.is_object() {
+            let found = match value {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            return Err(Error::BadConfig {
+                file: path.to_path_buf(),
+                key: "(top level)".into(),
+                reason: format!("a config must be a JSON object, this file holds {found}"),
+            });
+        }
+        serde_json::from_value(value).map_err(|source| Error::Json {
             path: path.to_path_buf(),
             source,
         })
@@ -213,7 +239,7 @@ impl HfConfig {
             }
             _ => None,
         };
-        Ok(ModelConfig {
+        let config = ModelConfig {
             family,
             model_type,
             vocab_size,
@@ -254,7 +280,9 @@ impl HfConfig {
             dtype,
             bos_token_id: self.bos_token_id,
             eos_token_id,
-        })
+        };
+        super::limits::check(&config, file)?;
+        Ok(config)
     }
 
     fn rotary(&self, family: Family, d_head: usize, file: &Path) -> Result<Positions> {
@@ -265,7 +293,11 @@ impl HfConfig {
             .or(self.rotary_pct)
             .unwrap_or(if family == Family::GptNeox { 0.25 } else { 1.0 });
         let rotary_dim = ((d_head as f64) * fraction) as usize;
-        let scaling_src = self.rope_scaling.clone().or(self.rope_parameters.clone());
+        let (scaling_src, scaling_key) = match (&self.rope_scaling, &self.rope_parameters) {
+            (Some(s), _) => (Some(s.clone()), "rope_scaling"),
+            (None, Some(p)) => (Some(p.clone()), "rope_parameters"),
+            (None, None) => (None, "rope_scaling"),
+        };
         let scaling = match scaling_src {
             Some(s) => match s.rope_type.as_deref() {
                 None | Some("default") => None,
@@ -283,7 +315,7 @@ impl HfConfig {
                 Some(other) => {
                     return Err(Error::BadConfig {
                         file: file.to_path_buf(),
-                        key: "rope_scaling.rope_type".into(),
+                        key: format!("{scaling_key}.rope_type"),
                         reason: format!(
                             "unsupported rope type `{other}`; strata knows default, linear, llama3"
                         ),
@@ -292,6 +324,36 @@ impl HfConfig {
             },
             None => None,
         };
+        let bad = |key: &str, reason: String| Error::BadConfig {
+            file: file.to_path_buf(),
+            key: key.to_string(),
+            reason,
+        };
+        let theta_key = if params.rope_theta.is_some() {
+            "rope_parameters.rope_theta"
+        } else {
+            "rope_theta"
+        };
+        if !(theta.is_finite() && theta > 0.0) {
+            return Err(bad(
+                theta_key,
+                format!("{theta}; the rotary base must be a positive number"),
+            ));
+        }
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            return Err(bad(
+                "partial_rotary_factor",
+                format!("{fraction}; the rotated fraction of a head must be in (0, 1]"),
+            ));
+        }
+        if let Some(RopeScaling::Linear { factor } | RopeScaling::Llama3 { factor, .. }) = scaling
+            && !(factor.is_finite() && factor > 0.0)
+        {
+            return Err(bad(
+                &format!("{scaling_key}.factor"),
+                format!("{factor}; a rotary scaling factor must be positive"),
+            ));
+        }
         Ok(Positions::Rotary {
             theta,
             rotary_dim,

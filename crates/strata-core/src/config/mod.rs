@@ -2,6 +2,7 @@
 //! family-independent [`ModelConfig`] that strata's models are built from.
 
 pub mod hf;
+pub mod limits;
 mod model;
 
 pub use model::{Activation, Family, ModelConfig, Norm, Positions, RopeScaling};

@@ -6,6 +6,8 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Tensor, backend::Backend};
 
 use super::rotary;
+use crate::error::Result;
+use crate::probe::{HookContext, ProbeSet, Site};
 
 /// Self-attention: `o(softmax(q k^T / sqrt(d_head) + mask) v)`.
 #[derive(Module, Debug)]
@@ -45,40 +47,93 @@ pub struct RotaryTables<B: Backend> {
 }
 
 impl<B: Backend> Attention<B> {
-    /// Attends over the cached tokens and the new ones.
+    /// Keys and values of `x` (rotated), shaped `[batch, n_kv_heads, pos, d_head]`.
+    fn keys_values(
+        &self,
+        x: Tensor<B, 3>,
+        rotary: Option<&RotaryTables<B>>,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let [batch, pos, _] = x.dims();
+        let (kvh, dh) = (self.n_kv_heads, self.d_head);
+        let split = |t: Tensor<B, 3>| t.reshape([batch, pos, kvh, dh]).swap_dims(1, 2);
+        let mut k = split(self.k.forward(x.clone()));
+        let v = split(self.v.forward(x));
+        if let Some(tables) = rotary {
+            k = rotary::apply(k, &tables.cos, &tables.sin);
+        }
+        (k, v)
+    }
+
+    /// Appends new keys and values to a layer's cache and returns all of them.
+    fn extend_cache(
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        cache: Option<&mut Option<LayerCache<B>>>,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let Some(slot) = cache else {
+            return (k, v);
+        };
+        let (k, v) = match slot.take() {
+            Some(past) => (
+                Tensor::cat(vec![past.keys, k], 2),
+                Tensor::cat(vec![past.values, v], 2),
+            ),
+            None => (k, v),
+        };
+        *slot = Some(LayerCache {
+            keys: k.clone(),
+            values: v.clone(),
+        });
+        (k, v)
+    }
+
+    /// What a skipped block still owes its cache: the keys and values of its input, so later
+    /// tokens can attend to these positions. Computes nothing else.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, pos, d_model]` (normalised)
+    pub fn cache_only(
+        &self,
+        x: Tensor<B, 3>,
+        rotary: Option<&RotaryTables<B>>,
+        cache: Option<&mut Option<LayerCache<B>>>,
+    ) {
+        if cache.is_some() {
+            let (k, v) = self.keys_values(x, rotary);
+            Self::extend_cache(k, v, cache);
+        }
+    }
+
+    /// Attends over the cached tokens and the new ones, with probes at
+    /// `attn.hook_pattern` and `attn.hook_z`.
     ///
     /// # Shapes
     /// - `x`: `[batch, pos, d_model]`
     /// - `mask`: `[batch, 1, pos, n_cached + pos]`, true where attention is forbidden
     /// - returns `[batch, pos, d_model]`
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
         mask: &Tensor<B, 4, Bool>,
         rotary: Option<&RotaryTables<B>>,
         cache: Option<&mut Option<LayerCache<B>>>,
-    ) -> Tensor<B, 3> {
+        layer: usize,
+        probes: &mut ProbeSet<'_, B>,
+        ctx: &HookContext<B>,
+    ) -> Result<Tensor<B, 3>> {
         let [batch, pos, _] = x.dims();
         let (h, kvh, dh) = (self.n_heads, self.n_kv_heads, self.d_head);
-        let split =
-            |t: Tensor<B, 3>, heads: usize| t.reshape([batch, pos, heads, dh]).swap_dims(1, 2);
-        let mut q = split(self.q.forward(x.clone()), h);
-        let mut k = split(self.k.forward(x.clone()), kvh);
-        let mut v = split(self.v.forward(x), kvh);
+        let mut q = self
+            .q
+            .forward(x.clone())
+            .reshape([batch, pos, h, dh])
+            .swap_dims(1, 2);
         if let Some(tables) = rotary {
             q = rotary::apply(q, &tables.cos, &tables.sin);
-            k = rotary::apply(k, &tables.cos, &tables.sin);
         }
-        if let Some(slot) = cache {
-            if let Some(past) = slot.take() {
-                k = Tensor::cat(vec![past.keys, k], 2);
-                v = Tensor::cat(vec![past.values, v], 2);
-            }
-            *slot = Some(LayerCache {
-                keys: k.clone(),
-                values: v.clone(),
-            });
-        }
+        let (k, v) = self.keys_values(x, rotary);
+        let (mut k, mut v) = Self::extend_cache(k, v, cache);
         let n_keys = k.dims()[2];
         if kvh != h {
             let n_rep = h / kvh;
@@ -93,10 +148,12 @@ impl<B: Backend> Attention<B> {
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dh as f64).sqrt());
         let scores = scores.mask_fill(mask.clone(), f32::MIN);
         let weights = softmax(scores, 3);
-        let out = weights
+        let weights = probes.apply_pattern(Site::AttnPattern { layer }, weights, ctx)?;
+        let z = weights
             .matmul(v)
             .swap_dims(1, 2)
             .reshape([batch, pos, h * dh]);
-        self.o.forward(out)
+        let z = probes.apply(Site::AttnZ { layer }, z, ctx)?;
+        Ok(self.o.forward(z))
     }
 }

@@ -129,18 +129,25 @@ impl<B: Backend> Bert<B> {
         };
         let ids = int2(batch.ids.iter().map(|&i| i as i64).collect());
         let pos_ids = int2((0..n_rows).flat_map(|_| 0..n_pos as i64).collect());
-        let ctx = HookContext {
-            attention_mask: batch.mask.as_ref().map(|m| {
-                Tensor::<B, 2>::from_data(TensorData::new(m.clone(), [n_rows, n_pos]), &device)
-            }),
-            pos_offset: 0,
-        };
-        let word = probes.apply(Site::Embed, self.embed.forward(ids), &ctx);
+        let padding_mask = batch
+            .mask
+            .as_ref()
+            .map(|m| m.iter().map(|&v| v > 0.0).collect());
+        let positions = (0..n_rows).flat_map(|_| 0..n_pos).collect();
+        let ctx = HookContext::new(
+            batch.ids.clone(),
+            n_rows,
+            n_pos,
+            positions,
+            padding_mask,
+            &device,
+        );
+        let word = probes.apply(Site::Embed, self.embed.forward(ids), &ctx)?;
         let pos = probes.apply(
             Site::PosEmbed,
             self.pos_embed.forward(pos_ids.clone()),
             &ctx,
-        );
+        )?;
         let types = self.type_embed.forward(pos_ids.zeros_like());
         let mut x = self.ln_embed.forward(word + pos + types);
         let forbidden: Vec<bool> = (0..n_rows)
@@ -153,20 +160,19 @@ impl<B: Backend> Bert<B> {
         )
         .unsqueeze_dim::<4>(1);
         for (layer, block) in self.blocks.iter().enumerate() {
-            x = probes.apply(Site::ResidPre { layer }, x, &ctx);
-            let attn_out = probes.apply(
-                Site::AttnOut { layer },
-                block.attn.forward(x.clone(), &mask, None, None),
-                &ctx,
-            );
+            x = probes.apply(Site::ResidPre { layer }, x, &ctx)?;
+            let attn_out = block
+                .attn
+                .forward(x.clone(), &mask, None, None, layer, probes, &ctx)?;
+            let attn_out = probes.apply(Site::AttnOut { layer }, attn_out, &ctx)?;
             let mid = block.ln_attn.forward(attn_out + x);
-            let mlp_out = block.mlp.forward(mid.clone(), layer, probes, &ctx);
-            let mlp_out = probes.apply(Site::MlpOut { layer }, mlp_out, &ctx);
+            let mlp_out = block.mlp.forward(mid.clone(), layer, probes, &ctx)?;
+            let mlp_out = probes.apply(Site::MlpOut { layer }, mlp_out, &ctx)?;
             x = probes.apply(
                 Site::ResidPost { layer },
                 block.ln_mlp.forward(mlp_out + mid),
                 &ctx,
-            );
+            )?;
         }
         Ok(x)
     }

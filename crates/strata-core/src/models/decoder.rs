@@ -19,7 +19,7 @@ use super::rotary;
 use crate::config::{ModelConfig, Positions};
 use crate::error::{Error, Result};
 use crate::input::TokenBatch;
-use crate::probe::{HookContext, ProbeSet, Site};
+use crate::probe::{BlockSkip, HookContext, ProbeSet, Site};
 
 /// One decoder block: attention and MLP, each behind a norm, serial or parallel.
 #[derive(Module, Debug)]
@@ -55,8 +55,8 @@ pub struct Decoder<B: Backend> {
 }
 
 impl<B: Backend> DecoderBlock<B> {
-    /// Runs the block with probes at `hook_resid_pre`, `hook_attn_out`, the MLP sites,
-    /// `hook_mlp_out` and `hook_resid_post`.
+    /// Runs the block with probes at every block site, after asking the probes whether it
+    /// runs at all ([`crate::Probe::skip_block`]).
     ///
     /// # Shapes
     /// - `x`: `[batch, pos, d_model]`; `mask`: `[batch, 1, pos, n_keys]` -> `[batch, pos, d_model]`
@@ -70,25 +70,55 @@ impl<B: Backend> DecoderBlock<B> {
         cache: Option<&mut Option<super::attention::LayerCache<B>>>,
         probes: &mut ProbeSet<'_, B>,
         ctx: &HookContext<B>,
-    ) -> Tensor<B, 3> {
-        let x = probes.apply(Site::ResidPre { layer }, x, ctx);
+    ) -> Result<Tensor<B, 3>> {
+        let skip = probes.skip_block(layer, ctx)?;
+        let x = probes.apply(Site::ResidPre { layer }, x, ctx)?;
+        if skip == BlockSkip::All {
+            self.attn
+                .cache_only(self.ln1.forward(x.clone()), rotary, cache);
+            return probes.apply(Site::ResidPost { layer }, x, ctx);
+        }
+        let normed = probes.apply(
+            Site::Ln1Normalized { layer },
+            self.ln1.forward(x.clone()),
+            ctx,
+        )?;
         let attn_out = self
             .attn
-            .forward(self.ln1.forward(x.clone()), mask, rotary, cache);
-        let attn_out = probes.apply(Site::AttnOut { layer }, attn_out, ctx);
+            .forward(normed, mask, rotary, cache, layer, probes, ctx)?;
+        let attn_out = probes.apply(Site::AttnOut { layer }, attn_out, ctx)?;
         let out = if self.parallel_residual {
-            let mlp_out = self
-                .mlp
-                .forward(self.ln2.forward(x.clone()), layer, probes, ctx);
-            let mlp_out = probes.apply(Site::MlpOut { layer }, mlp_out, ctx);
-            mlp_out + attn_out + x
+            let normed = probes.apply(
+                Site::Ln2Normalized { layer },
+                self.ln2.forward(x.clone()),
+                ctx,
+            )?;
+            let mlp_out = self.mlp.forward(normed, layer, probes, ctx)?;
+            let mlp_out = probes.apply(Site::MlpOut { layer }, mlp_out, ctx)?;
+            mlp_out + attn_out + x.clone()
         } else {
-            let mid = attn_out + x;
-            let mlp_out = self
-                .mlp
-                .forward(self.ln2.forward(mid.clone()), layer, probes, ctx);
-            let mlp_out = probes.apply(Site::MlpOut { layer }, mlp_out, ctx);
+            let mid = probes.apply(Site::ResidMid { layer }, attn_out + x.clone(), ctx)?;
+            let normed = probes.apply(
+                Site::Ln2Normalized { layer },
+                self.ln2.forward(mid.clone()),
+                ctx,
+            )?;
+            let mlp_out = self.mlp.forward(normed, layer, probes, ctx)?;
+            let mlp_out = probes.apply(Site::MlpOut { layer }, mlp_out, ctx)?;
             mlp_out + mid
+        };
+        let out = match skip {
+            BlockSkip::Tokens(skipped) => {
+                let [batch, pos, d] = out.dims();
+                let skipped = Tensor::<B, 2, Bool>::from_data(
+                    TensorData::new(skipped, [batch, pos]),
+                    &out.device(),
+                )
+                .unsqueeze_dim::<3>(2)
+                .expand([batch, pos, d]);
+                out.mask_where(skipped, x)
+            }
+            _ => out,
         };
         probes.apply(Site::ResidPost { layer }, out, ctx)
     }
@@ -113,14 +143,36 @@ impl<B: Backend> Decoder<B> {
     pub fn forward_with(
         &self,
         batch: &TokenBatch,
+        cache: Option<&mut KvCache<B>>,
+        probes: &mut ProbeSet<'_, B>,
+    ) -> Result<Tensor<B, 3>> {
+        self.forward_call(batch, cache, probes, None)
+    }
+
+    /// [`Decoder::forward_with`], telling the probes which generation step this call is.
+    pub(crate) fn forward_call(
+        &self,
+        batch: &TokenBatch,
         mut cache: Option<&mut KvCache<B>>,
         probes: &mut ProbeSet<'_, B>,
+        generation_step: Option<usize>,
     ) -> Result<Tensor<B, 3>> {
         let cfg = &self.config;
         batch.check_vocab(cfg.vocab_size)?;
         let device = self.embed.weight.device();
         let (n_rows, n_new) = (batch.batch, batch.pos);
         let n_cached = cache.as_ref().map_or(0, |c| c.len());
+        if n_cached + n_new > cfg.n_ctx {
+            return Err(Error::SequenceTooLong {
+                n_tokens: n_cached + n_new,
+                n_ctx: cfg.n_ctx,
+            });
+        }
+        crate::config::limits::check_memory(
+            &format!("a forward pass over {n_rows} x {n_new} tokens"),
+            crate::config::limits::forward_bytes(cfg, n_rows, n_new, n_cached + n_new),
+            None,
+        )?;
         if let Some(c) = cache.as_ref()
             && !c.is_empty()
             && c.mask.len() != n_rows
@@ -177,12 +229,20 @@ impl<B: Backend> Decoder<B> {
             &device,
         )
         .unsqueeze_dim::<4>(1);
-        let ctx = HookContext {
-            attention_mask: batch.mask.as_ref().map(|m| {
-                Tensor::<B, 2>::from_data(TensorData::new(m.clone(), [n_rows, n_new]), &device)
-            }),
-            pos_offset: n_cached,
-        };
+        let padding_mask = batch
+            .mask
+            .as_ref()
+            .map(|m| m.iter().map(|&v| v > 0.0).collect());
+        let ctx = HookContext::new(
+            batch.ids.clone(),
+            n_rows,
+            n_new,
+            positions.clone(),
+            padding_mask,
+            &device,
+        )
+        .with_cached(n_cached)
+        .with_generation_step(generation_step);
 
         let ids = Tensor::<B, 2, Int>::from_data(
             TensorData::new(
@@ -191,7 +251,7 @@ impl<B: Backend> Decoder<B> {
             ),
             &device,
         );
-        let mut x = probes.apply(Site::Embed, self.embed.forward(ids), &ctx);
+        let mut x = probes.apply(Site::Embed, self.embed.forward(ids), &ctx)?;
         if let Some(pos_embed) = &self.pos_embed {
             let pos_ids = Tensor::<B, 2, Int>::from_data(
                 TensorData::new(
@@ -200,7 +260,7 @@ impl<B: Backend> Decoder<B> {
                 ),
                 &device,
             );
-            x = x + probes.apply(Site::PosEmbed, pos_embed.forward(pos_ids), &ctx);
+            x = x + probes.apply(Site::PosEmbed, pos_embed.forward(pos_ids), &ctx)?;
         }
         let rotary_tables = match cfg.positions {
             Positions::Rotary {
@@ -217,21 +277,48 @@ impl<B: Backend> Decoder<B> {
         };
         for (layer, block) in self.blocks.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[layer]);
-            x = block.forward(x, layer, &mask, rotary_tables.as_ref(), slot, probes, &ctx);
+            x = block.forward(x, layer, &mask, rotary_tables.as_ref(), slot, probes, &ctx)?;
         }
         if let Some(c) = cache {
             c.mask = full_mask;
         }
-        let x = probes.apply(Site::LnFinal, self.ln_final.forward(x), &ctx);
-        let logits = match &self.unembed {
+        let x = probes.apply(Site::LnFinal, self.ln_final.forward(x), &ctx)?;
+        let logits = self.unembed_normalized(x);
+        probes.apply(Site::Logits, logits, &ctx)
+    }
+
+    /// The unembedding of an already normalised residual (`ln_final.hook_normalized`).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, pos, d_model]` -> `[batch, pos, d_vocab]`
+    fn unembed_normalized(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.unembed {
             Some(unembed) => unembed.forward(x),
             None => {
                 let [b, p, d] = x.dims();
                 x.reshape([b * p, d])
                     .matmul(self.embed.weight.val().transpose())
-                    .reshape([b, p, cfg.vocab_size])
+                    .reshape([b, p, self.config.vocab_size])
             }
-        };
-        Ok(probes.apply(Site::Logits, logits, &ctx))
+        }
+    }
+
+    /// Final norm and unembedding of any residual-stream tensor: the logits the model would
+    /// give if the stream ended here (the logit lens, from any block's `hook_resid_post`).
+    ///
+    /// # Shapes
+    /// - `residual`: `[batch, pos, d_model]` -> `[batch, pos, d_vocab]`
+    pub fn unembed(&self, residual: Tensor<B, 3>) -> Result<Tensor<B, 3>> {
+        let width = residual.dims()[2];
+        if width != self.config.d_model {
+            return Err(Error::InvalidArgument {
+                what: "residual".into(),
+                reason: format!(
+                    "width {width}, but the model's residual stream is {} wide",
+                    self.config.d_model
+                ),
+            });
+        }
+        Ok(self.unembed_normalized(self.ln_final.forward(residual)))
     }
 }

@@ -43,7 +43,7 @@ pub fn save_hf<B: Backend>(decoder: &Decoder<B>, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let config_path = dir.join("config.json");
     let text = serde_json::to_string_pretty(&config).expect("a JSON value always serializes");
-    std::fs::write(&config_path, text + "\n").map_err(|e| Error::io(&config_path, e))?;
+    crate::io::write_bytes_atomic(&config_path, (text + "\n").as_bytes())?;
     let metadata = [("format".to_string(), "pt".to_string())].into();
     write_safetensors(&dir.join("model.safetensors"), &tensors, Some(metadata))
 }

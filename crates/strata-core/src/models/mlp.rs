@@ -6,6 +6,7 @@ use burn::tensor::activation::{gelu, relu, silu};
 use burn::tensor::{Tensor, backend::Backend};
 
 use crate::config::Activation;
+use crate::error::Result;
 use crate::probe::{HookContext, ProbeSet, Site};
 
 /// A transformer MLP with hook sites `mlp.hook_pre`, `mlp.hook_post` and `hook_mlp_out`.
@@ -49,18 +50,18 @@ impl<B: Backend> Mlp<B> {
         layer: usize,
         probes: &mut ProbeSet<'_, B>,
         ctx: &HookContext<B>,
-    ) -> Tensor<B, 3> {
+    ) -> Result<Tensor<B, 3>> {
         let pre = probes.apply(
             Site::MlpPre { layer },
             self.up_or_gate.forward(x.clone()),
             ctx,
-        );
+        )?;
         let act = activate(self.activation, pre);
         let post = match &self.up {
             Some(up) => act * up.forward(x),
             None => act,
         };
-        let post = probes.apply(Site::MlpPost { layer }, post, ctx);
-        self.down.forward(post)
+        let post = probes.apply(Site::MlpPost { layer }, post, ctx)?;
+        Ok(self.down.forward(post))
     }
 }

@@ -10,7 +10,7 @@ use super::cache::KvCache;
 use super::decoder::Decoder;
 use super::names::load_decoder;
 use crate::config::hf::HfConfig;
-use crate::config::{Family, ModelConfig};
+use crate::config::{Family, ModelConfig, limits};
 use crate::error::{Error, Result};
 use crate::input::TokenBatch;
 use crate::probe::ProbeSet;
@@ -37,17 +37,56 @@ pub struct Model<B: Backend> {
     pub tokenizer: Option<Tokenizer>,
     /// The folder it was loaded from.
     pub dir: PathBuf,
+    /// Tensors in the weights that this config does not use (transformers warns about them
+    /// too): a sign of a config that does not match its weights.
+    pub unused_tensors: Vec<String>,
 }
 
 impl<B: Backend> Model<B> {
-    /// Reads only `config.json` from a model folder.
+    /// Reads only `config.json` from a model folder. A missing folder, a file given where a
+    /// folder is expected, a `config.json` that is a folder or a link loop each get their own
+    /// message.
     pub fn read_config(dir: &Path) -> Result<ModelConfig> {
+        let kind = |reason: &str| Error::NotAModelFolder {
+            path: dir.to_path_buf(),
+            reason: reason.to_string(),
+        };
+        match std::fs::metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(kind("no such model folder (looked for its config.json)"));
+            }
+            Err(e) => return Err(Error::io(dir, e)),
+            Ok(meta) if !meta.is_dir() => {
+                return Err(kind(
+                    "is a file, not a model folder (a Hugging Face folder holds config.json, \
+                     the safetensors weights and tokenizer.json)",
+                ));
+            }
+            Ok(_) => {}
+        }
         let path = dir.join("config.json");
-        if !path.is_file() {
-            return Err(Error::MissingFile {
-                dir: dir.to_path_buf(),
-                file: "config.json".into(),
-            });
+        match std::fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A dangling link exists but has no target: say so.
+                if std::fs::symlink_metadata(&path).is_ok() {
+                    return Err(Error::NotAModelFolder {
+                        path,
+                        reason: "is a link to a file that does not exist".into(),
+                    });
+                }
+                return Err(Error::MissingFile {
+                    dir: dir.to_path_buf(),
+                    file: "config.json".into(),
+                });
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+            Ok(meta) if meta.is_dir() => {
+                return Err(Error::NotAModelFolder {
+                    path,
+                    reason: "is a folder, not a JSON file".into(),
+                });
+            }
+            Ok(_) => {}
         }
         HfConfig::read(&path)?.into_model_config(&path)
     }
@@ -58,6 +97,17 @@ impl<B: Backend> Model<B> {
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
         let config = Self::read_config(dir)?;
         let store = WeightStore::open(dir)?;
+        limits::check_weights_fit(
+            &config,
+            store.n_elements(),
+            &dir.join("config.json"),
+            store.source(),
+        )?;
+        limits::check_memory(
+            "loading the model in f32",
+            limits::n_params(&config) * 4,
+            None,
+        )?;
         let _span =
             tracing::info_span!("load", dir = %dir.display(), family = ?config.family).entered();
         let arch = match config.family {
@@ -70,12 +120,23 @@ impl<B: Backend> Model<B> {
         } else {
             None
         };
+        let unused = store.unread_names();
+        if !unused.is_empty() {
+            tracing::warn!(
+                n_unused = unused.len(),
+                "{}: {} tensor(s) in the weights are not used by this config: {}",
+                store.source().display(),
+                unused.len(),
+                preview(&unused)
+            );
+        }
         tracing::info!(n_params = arch.num_params(), "model loaded");
         Ok(Self {
             arch,
             config,
             tokenizer,
             dir: dir.to_path_buf(),
+            unused_tensors: unused,
         })
     }
 
@@ -128,8 +189,29 @@ impl<B: Backend> Model<B> {
         }
     }
 
+    /// Final norm and unembedding of a residual-stream tensor `[batch, pos, d_model]` from
+    /// any layer: logit-lens decoding. Decoders only.
+    pub fn unembed(&self, residual: Tensor<B, 3>) -> Result<Tensor<B, 3>> {
+        self.decoder()?.unembed(residual)
+    }
+
     /// Forward pass with no probes and no cache.
     pub fn forward(&self, batch: &TokenBatch) -> Result<Tensor<B, 3>> {
         self.forward_with(batch, None, &mut ProbeSet::none())
     }
+}
+
+/// The first few names of a list, for a one-line message.
+fn preview(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut out = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(", ... ({} more)", names.len() - SHOWN));
+    }
+    out
 }

@@ -230,14 +230,25 @@ fn load_llama_like<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<
     })
 }
 
-/// The unembedding: `{name}.weight` `[d_vocab, d_model]` transposed, or `None` (tied) when
-/// the file has no such tensor and the config allows tying.
+/// The unembedding: `None` (tied to the embedding) when the config ties them, as
+/// transformers does even if the file also holds a separate `{name}.weight` (which is then
+/// reported as unused); otherwise `{name}.weight` `[d_vocab, d_model]` transposed.
 fn unembed<B: Backend>(
     ld: &Loader<'_, B>,
     cfg: &ModelConfig,
     name: &str,
 ) -> Result<Option<burn::nn::Linear<B>>> {
     let key = format!("{name}.weight");
+    if cfg.tied_embeddings {
+        if ld.store.contains(&key) {
+            tracing::warn!(
+                tensor = %key,
+                "tie_word_embeddings is true: the unembedding is the token embedding, as in \
+                 transformers; the separate `{key}` in the file is not used"
+            );
+        }
+        return Ok(None);
+    }
     if ld.store.contains(&key) {
         return Ok(Some(ld.torch_linear(
             name,
@@ -245,9 +256,6 @@ fn unembed<B: Backend>(
             cfg.vocab_size,
             false,
         )?));
-    }
-    if cfg.tied_embeddings {
-        return Ok(None);
     }
     // Neither a head nor tying: report the missing tensor.
     ld.store.read_f32(&key).map(|_| None)

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::{HookContext, Probe, Site};
+use crate::error::Result;
 use crate::weights::HostTensor;
 
 /// Copies the activation at each chosen site to host memory (as f32).
@@ -14,7 +15,8 @@ use crate::weights::HostTensor;
 #[derive(Debug, Clone, Default)]
 pub struct Capture {
     sites: BTreeSet<Site>,
-    /// Captured activations by site, `[batch, pos, width]`.
+    /// Captured activations by site, `[batch, pos, width]` (attention patterns
+    /// `[batch, n_heads, query_pos, key_pos]`).
     pub captured: BTreeMap<Site, HostTensor>,
 }
 
@@ -38,9 +40,20 @@ impl<B: Backend> Probe<B> for Capture {
         site: Site,
         activation: Tensor<B, 3>,
         _ctx: &HookContext<B>,
-    ) -> Tensor<B, 3> {
+    ) -> Result<Tensor<B, 3>> {
         self.captured
             .insert(site, HostTensor::from_tensor(activation.clone()));
-        activation
+        Ok(activation)
+    }
+
+    fn hook_pattern(
+        &mut self,
+        site: Site,
+        pattern: Tensor<B, 4>,
+        _ctx: &HookContext<B>,
+    ) -> Result<Tensor<B, 4>> {
+        self.captured
+            .insert(site, HostTensor::from_tensor(pattern.clone()));
+        Ok(pattern)
     }
 }

@@ -3,8 +3,9 @@
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::{HookContext, Probe, Site};
+use crate::error::Result;
 
-/// A probe built from a site filter and a closure.
+/// A probe built from a site filter and a closure (rank-3 sites; the closure may fail).
 ///
 /// ```
 /// use burn::backend::Flex;
@@ -12,7 +13,7 @@ use super::{HookContext, Probe, Site};
 /// // Zero the MLP output of block 0.
 /// let mut zero = FnProbe::<Flex, _>::new(
 ///     |site| site == Site::MlpOut { layer: 0 },
-///     |_site, x, _ctx| x.zeros_like(),
+///     |_site, x, _ctx| Ok(x.zeros_like()),
 /// );
 /// # let _ = &mut zero;
 /// ```
@@ -24,7 +25,7 @@ pub struct FnProbe<B: Backend, F> {
 
 impl<B: Backend, F> FnProbe<B, F>
 where
-    F: FnMut(Site, Tensor<B, 3>, &HookContext<B>) -> Tensor<B, 3>,
+    F: FnMut(Site, Tensor<B, 3>, &HookContext<B>) -> Result<Tensor<B, 3>>,
 {
     /// A probe that calls `hook` at every site where `filter` is true.
     pub fn new(filter: impl Fn(Site) -> bool + 'static, hook: F) -> Self {
@@ -38,13 +39,18 @@ where
 
 impl<B: Backend, F> Probe<B> for FnProbe<B, F>
 where
-    F: FnMut(Site, Tensor<B, 3>, &HookContext<B>) -> Tensor<B, 3>,
+    F: FnMut(Site, Tensor<B, 3>, &HookContext<B>) -> Result<Tensor<B, 3>>,
 {
     fn wants(&self, site: Site) -> bool {
         (self.filter)(site)
     }
 
-    fn hook(&mut self, site: Site, activation: Tensor<B, 3>, ctx: &HookContext<B>) -> Tensor<B, 3> {
+    fn hook(
+        &mut self,
+        site: Site,
+        activation: Tensor<B, 3>,
+        ctx: &HookContext<B>,
+    ) -> Result<Tensor<B, 3>> {
         (self.hook)(site, activation, ctx)
     }
 }

@@ -7,12 +7,14 @@
 
 mod capture;
 mod closure;
+mod finite;
 mod probe_set;
 mod site;
 mod skip;
 
 pub use capture::Capture;
 pub use closure::FnProbe;
-pub use probe_set::{HookContext, Merge, Probe, ProbeSet};
+pub use finite::{FiniteCheck, NonFiniteAt, ensure_finite, locate_non_finite};
+pub use probe_set::{BlockSkip, HookContext, Merge, Probe, ProbeSet};
 pub use site::Site;
 pub use skip::LayerSkip;

@@ -46,6 +46,8 @@ pub struct WeightStore {
     source: PathBuf,
     files: Vec<MappedFile>,
     entries: BTreeMap<String, Entry>,
+    /// Names read so far, so a loader can report the tensors it never used.
+    read: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for WeightStore {
@@ -78,7 +80,10 @@ impl WeightStore {
         let index = path.join(INDEX_FILE);
         if index.is_file() {
             let shards = read_index(&index)?;
-            let files: Vec<PathBuf> = shards.iter().map(|s| path.join(s)).collect();
+            let files = shards
+                .iter()
+                .map(|s| shard_inside(path, &index, s))
+                .collect::<Result<Vec<PathBuf>>>()?;
             return Self::from_files(index, &files);
         }
         Err(Error::MissingFile {
@@ -139,6 +144,7 @@ impl WeightStore {
             source,
             files,
             entries,
+            read: Default::default(),
         })
     }
 
@@ -184,9 +190,23 @@ impl WeightStore {
             .sum()
     }
 
+    /// The tensors no `read_f32` has asked for yet, sorted: after loading a model, the ones
+    /// the config does not use.
+    pub fn unread_names(&self) -> Vec<String> {
+        let read = self.read.lock().map(|r| r.clone()).unwrap_or_default();
+        self.entries
+            .keys()
+            .filter(|name| !read.contains(*name))
+            .cloned()
+            .collect()
+    }
+
     /// Reads one tensor as f32 (F16, BF16 and F64 are converted).
     pub fn read_f32(&self, name: &str) -> Result<HostTensor> {
         let entry = self.entry(name)?;
+        if let Ok(mut read) = self.read.lock() {
+            read.insert(name.to_string());
+        }
         let file = &self.files[entry.file_idx];
         let bytes = &file.mmap[entry.start..entry.end];
         let convert: fn(&[u8], &mut Vec<f32>) = match entry.dtype {
@@ -246,7 +266,8 @@ impl WeightStore {
         Ok(HostTensor::new(entry.shape.clone(), data))
     }
 
-    /// Reads a tensor and checks its shape.
+    /// Reads a tensor to build a model from: checks its shape, and refuses NaN or infinite
+    /// values, naming the tensor (a model built from them computes nothing but NaN).
     pub fn read_shaped(&self, name: &str, expected: &[usize]) -> Result<HostTensor> {
         let entry = self.entry(name)?;
         if entry.shape != expected {
@@ -257,7 +278,17 @@ impl WeightStore {
                 found: entry.shape.clone(),
             });
         }
-        self.read_f32(name)
+        let tensor = self.read_f32(name)?;
+        let n_bad = tensor.data.iter().filter(|v| !v.is_finite()).count();
+        if n_bad > 0 {
+            return Err(Error::NonFiniteWeights {
+                file: self.files[entry.file_idx].path.clone(),
+                key: name.to_string(),
+                n_bad,
+                n_total: tensor.data.len(),
+            });
+        }
+        Ok(tensor)
     }
 
     fn entry(&self, name: &str) -> Result<&Entry> {
@@ -266,6 +297,31 @@ impl WeightStore {
             key: name.to_string(),
         })
     }
+}
+
+/// The path of shard `name` of an index in `dir`, refused unless it is a plain file name
+/// inside the folder (an index must never make strata open files elsewhere).
+fn shard_inside(dir: &Path, index: &Path, name: &str) -> Result<PathBuf> {
+    let escape = |reason: &str| Error::BadConfig {
+        file: index.to_path_buf(),
+        key: "weight_map".into(),
+        reason: format!("shard `{name}` {reason}; shards must be files inside the model folder"),
+    };
+    let relative = Path::new(name);
+    if relative.is_absolute()
+        || relative
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(escape("is not a plain relative path"));
+    }
+    let path = dir.join(relative);
+    if let (Ok(real_dir), Ok(real)) = (dir.canonicalize(), path.canonicalize())
+        && !real.starts_with(&real_dir)
+    {
+        return Err(escape("resolves outside the folder"));
+    }
+    Ok(path)
 }
 
 /// The shard file names listed by a `model.safetensors.index.json`, in first-seen order.

@@ -8,12 +8,20 @@ use safetensors::{Dtype, tensor::TensorView};
 use super::HostTensor;
 use crate::error::{Error, Result};
 
-/// Writes named f32 tensors to `path`, with optional string metadata in the header.
+/// Writes named f32 tensors to `path` (atomically), with optional string metadata in the
+/// header. Names must be unique.
 pub fn write_safetensors(
     path: &Path,
     tensors: &[(String, HostTensor)],
     metadata: Option<HashMap<String, String>>,
 ) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some((name, _)) = tensors.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+        return Err(Error::InvalidArgument {
+            what: "tensor names".into(),
+            reason: format!("`{name}` appears twice in {}", path.display()),
+        });
+    }
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
         .map(|(name, t)| {
@@ -29,11 +37,10 @@ pub fn write_safetensors(
             (name.clone(), view)
         })
         .collect();
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
-    safetensors::serialize_to_file(views, metadata, path).map_err(|e| Error::Safetensors {
+    let bytes = safetensors::serialize(views, metadata).map_err(|e| Error::Safetensors {
         file: path.to_path_buf(),
         reason: e.to_string(),
-    })
+    })?;
+    // Written atomically: a failed write never leaves a truncated file or destroys the old one.
+    crate::io::write_bytes_atomic(path, &bytes)
 }

@@ -7,8 +7,8 @@
 mod common;
 
 use burn::backend::Flex;
-use strata::core::probe::{Capture, ProbeSet, Site};
-use strata::core::{Model, TokenBatch};
+use strata_core::probe::{Capture, ProbeSet, Site};
+use strata_core::{Model, TokenBatch};
 
 use common::{assert_close, reference, reference_ids};
 

@@ -5,22 +5,49 @@
 use std::path::PathBuf;
 
 use safetensors::SafeTensors;
-use strata::core::weights::HostTensor;
+use strata_core::weights::HostTensor;
 
 /// The folder of a parity fixture.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+        .join("../../tests/fixtures")
         .join(name)
 }
 
 /// A reference tensor (any dtype) from a fixture's `reference.safetensors`, as f64 values.
 pub fn reference(name: &str, key: &str) -> (Vec<usize>, Vec<f64>) {
-    let bytes = std::fs::read(fixture(name).join("reference.safetensors")).expect("reference file");
+    reference_in(name, "reference.safetensors", key)
+}
+
+/// The names in a fixture's reference file.
+pub fn reference_keys(name: &str, file: &str) -> Vec<String> {
+    let bytes = std::fs::read(fixture(name).join(file)).expect("reference file");
+    let st = SafeTensors::deserialize(&bytes).expect("valid reference");
+    let mut keys: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
+    keys.sort();
+    keys
+}
+
+/// A reference tensor from `reference.safetensors` or, for the sites added later
+/// (`generate.py --sites`), `reference_sites.safetensors`.
+pub fn reference_any(name: &str, key: &str) -> (Vec<usize>, Vec<f64>) {
+    if reference_keys(name, "reference.safetensors")
+        .iter()
+        .any(|k| k == key)
+    {
+        reference(name, key)
+    } else {
+        reference_in(name, "reference_sites.safetensors", key)
+    }
+}
+
+/// A reference tensor (any dtype) from one reference file of a fixture, as f64 values.
+pub fn reference_in(name: &str, file: &str, key: &str) -> (Vec<usize>, Vec<f64>) {
+    let bytes = std::fs::read(fixture(name).join(file)).expect("reference file");
     let st = SafeTensors::deserialize(&bytes).expect("valid reference");
     let view = st
         .tensor(key)
-        .unwrap_or_else(|_| panic!("{name}: reference has no `{key}`"));
+        .unwrap_or_else(|_| panic!("{name}: {file} has no `{key}`"));
     let data = view.data();
     let values = match view.dtype() {
         safetensors::Dtype::F32 => data

@@ -6,10 +6,10 @@
 mod common;
 
 use burn::backend::Wgpu;
-use strata::core::probe::{Capture, ProbeSet, Site};
-use strata::core::{Model, TokenBatch};
+use strata_core::probe::{Capture, ProbeSet, Site};
+use strata_core::{Model, TokenBatch};
 
-use common::{assert_close, reference, reference_ids};
+use common::{assert_close, reference_ids};
 
 /// Every site of a fixture, captured in one wgpu forward pass, against HF.
 fn check_all_sites_on_wgpu(fixture: &str) {
@@ -26,7 +26,7 @@ fn check_all_sites_on_wgpu(fixture: &str) {
         )
         .expect("forward");
     for site in &sites {
-        let (shape, expected) = reference(fixture, &site.to_string());
+        let (shape, expected) = common::reference_any(fixture, &site.to_string());
         assert_close(
             &format!("wgpu {fixture} {site}"),
             &capture.captured[site],

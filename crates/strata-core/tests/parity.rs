@@ -4,9 +4,9 @@
 mod common;
 
 use burn::backend::Flex;
-use strata::core::probe::{Capture, ProbeSet, Site};
-use strata::core::weights::HostTensor;
-use strata::core::{Model, PadSide, TokenBatch};
+use strata_core::probe::{Capture, ProbeSet, Site};
+use strata_core::weights::HostTensor;
+use strata_core::{Model, PadSide, TokenBatch};
 
 use common::{assert_close, reference, reference_ids};
 
@@ -131,3 +131,59 @@ parity_tests!("bert-tiny", bert, [
     mlp_post_1_matches_hf => "blocks.1.mlp.hook_post",
     resid_post_1_matches_hf => "blocks.1.hook_resid_post",
 ]);
+
+/// The sites added after the first fixtures (`hook_resid_mid`, `ln1`/`ln2.hook_normalized`,
+/// `attn.hook_z`, `attn.hook_pattern`) against HF on every family, from
+/// `reference_sites.safetensors` (`generate.py --sites`). Also checks that every site of the
+/// model has a reference in one of the two files, so no site goes untested.
+fn check_added_sites(fixture: &str) {
+    let device = Default::default();
+    let model = Model::<B>::load(&common::fixture(fixture), &device).expect("fixture loads");
+    let (_, ids) = reference_ids(fixture, "input_ids");
+    let keys = common::reference_keys(fixture, "reference_sites.safetensors");
+    let sites: Vec<Site> = keys
+        .iter()
+        .map(|k| k.parse().expect("a site name"))
+        .collect();
+    let mut capture = Capture::new(sites.iter().copied());
+    model
+        .forward_with(
+            &TokenBatch::single(&ids).unwrap(),
+            None,
+            &mut ProbeSet::one(&mut capture),
+        )
+        .expect("forward");
+    for site in &sites {
+        let (shape, expected) =
+            common::reference_in(fixture, "reference_sites.safetensors", &site.to_string());
+        assert_close(
+            &format!("{fixture} {site}"),
+            &capture.captured[site],
+            &shape,
+            &expected,
+        );
+    }
+    let first = common::reference_keys(fixture, "reference.safetensors");
+    for site in Site::all(&model.config) {
+        let name = site.to_string();
+        assert!(
+            first.contains(&name) || keys.contains(&name),
+            "{fixture}: site {name} has no HF reference"
+        );
+    }
+}
+
+#[test]
+fn added_sites_match_hf_on_every_family() {
+    for fixture in [
+        "gpt2-tiny",
+        "gpt-neox-tiny",
+        "gpt-neox-serial-tiny",
+        "llama-tiny",
+        "mistral-tiny",
+        "qwen2-tiny",
+        "bert-tiny",
+    ] {
+        check_added_sites(fixture);
+    }
+}

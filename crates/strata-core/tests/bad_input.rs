@@ -5,8 +5,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use strata::core::weights::{HostTensor, WeightStore, write_safetensors};
-use strata::core::{DeviceSpec, Error, Model, Site, TokenBatch, Tokenizer};
+use strata_core::weights::{HostTensor, WeightStore, write_safetensors};
+use strata_core::{DeviceSpec, Error, Model, Site, TokenBatch, Tokenizer};
 
 type B = Flex;
 
@@ -203,7 +203,7 @@ fn sequence_past_the_learned_position_limit_is_an_error() {
 #[test]
 fn empty_input_is_an_error() {
     let tok_path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("datasets/tokenizer/tokenizer.json");
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../datasets/tokenizer/tokenizer.json");
     let tok = Tokenizer::from_file(&tok_path).unwrap();
     assert!(matches!(tok.encode(""), Err(Error::EmptyInput { .. })));
     assert!(matches!(

@@ -1,0 +1,252 @@
+//! The `strata` binary under careless or hostile use: closed and full stdout, sites named
+//! twice, inputs longer than the context, impossible window and stride, a file-size limit
+//! while writing, unknown units, and plain-text warnings when stderr is not a terminal.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture(name: &str) -> String {
+    workspace()
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn tiny_default() -> String {
+    workspace()
+        .join("datasets/models/tiny-default")
+        .display()
+        .to_string()
+}
+
+fn strata(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .expect("strata runs")
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs and expects a failure whose message contains every needle, and no panic.
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let out = strata(args);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{args:?} succeeded: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "{args:?}: `{needle}` not in: {err}");
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_status_zero() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["info", "--model", &fixture("llama-tiny")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before strata writes its first line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "status {:?}: {}",
+        out.status,
+        stderr(&out)
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_full_stdout_is_an_error_with_a_message() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["info", "--model", &fixture("llama-tiny")])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("cannot write to standard output"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_site_named_twice_is_captured_once() {
+    let out_path = std::env::temp_dir().join(format!(
+        "strata-dup-sites-{}.safetensors",
+        std::process::id()
+    ));
+    let out = strata(&[
+        "capture",
+        "--model",
+        &fixture("gpt2-tiny"),
+        "--token-ids",
+        "1,2,3",
+        "--sites",
+        "logits,logits,blocks.*.hook_resid_post,blocks.0.hook_resid_post",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bytes = std::fs::read(&out_path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "blocks.0.hook_resid_post",
+            "blocks.1.hook_resid_post",
+            "logits"
+        ]
+    );
+}
+
+#[test]
+fn inputs_past_the_context_are_refused_up_front() {
+    let long_text = "And it came to pass ".repeat(5_000);
+    fails_with(
+        &["generate", "--model", &tiny_default(), "--text", &long_text],
+        &["longer than the model's context"],
+    );
+    fails_with(
+        &[
+            "capture",
+            "--model",
+            &tiny_default(),
+            "--text",
+            &long_text,
+            "--sites",
+            "logits",
+            "--out",
+            "/tmp/never.safetensors",
+        ],
+        &["longer than the model's context"],
+    );
+    fails_with(
+        &[
+            "generate",
+            "--model",
+            &tiny_default(),
+            "--text",
+            "In the beginning",
+            "--max-new-tokens",
+            "1000000000",
+        ],
+        &["exceeds the model's context", "at most"],
+    );
+    let corpus = workspace()
+        .join("datasets/kjv/valid.txt")
+        .display()
+        .to_string();
+    fails_with(
+        &[
+            "ppl",
+            "--model",
+            &tiny_default(),
+            "--corpus",
+            &corpus,
+            "--window",
+            "512",
+            "--max-tokens",
+            "600",
+        ],
+        &["window", "context"],
+    );
+    fails_with(
+        &[
+            "ppl",
+            "--model",
+            &tiny_default(),
+            "--corpus",
+            &corpus,
+            "--stride",
+            "0",
+            "--max-tokens",
+            "600",
+        ],
+        &["stride"],
+    );
+}
+
+#[test]
+fn an_interrupted_write_leaves_the_previous_result() {
+    let dir = std::env::temp_dir().join(format!("strata-fsize-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_path = dir.join("capture.safetensors");
+    std::fs::write(&out_path, b"the earlier result").unwrap();
+    // A 1-block (512 byte) file-size limit: the capture cannot be written.
+    let script = format!(
+        "ulimit -f 1; exec {} capture --model {} --token-ids 1,2,3,4 --sites 'blocks.*.hook_resid_post,logits' --out {}",
+        env!("CARGO_BIN_EXE_strata"),
+        fixture("gpt2-tiny"),
+        out_path.display()
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read(&out_path).unwrap(), b"the earlier result");
+}
+
+#[test]
+fn an_unknown_esd_unit_is_an_error() {
+    let out_dir = std::env::temp_dir().join(format!("strata-esd-{}", std::process::id()));
+    fails_with(
+        &[
+            "spectra",
+            "--model",
+            &fixture("llama-tiny"),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--esd",
+            "no.such.unit",
+        ],
+        &["--esd", "no.such.unit"],
+    );
+}
+
+#[test]
+fn warnings_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    // A tied model with a separate head: strata warns that the head is not used.
+    let dir = std::env::temp_dir().join(format!("strata-ansi-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixture("gpt2-tiny")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        st.tensors().into_iter().collect();
+    let wte = st.tensor("transformer.wte.weight").unwrap();
+    tensors.push(("lm_head.weight".into(), wte));
+    let out = safetensors::serialize(tensors, None).unwrap();
+    std::fs::write(dir.join("model.safetensors"), out).unwrap();
+    let run = strata(&[
+        "generate",
+        "--model",
+        dir.to_str().unwrap(),
+        "--token-ids",
+        "1,2",
+        "--max-new-tokens",
+        "2",
+    ]);
+    let err = stderr(&run);
+    assert!(run.status.success(), "{err}");
+    assert!(err.contains("lm_head.weight"), "{err}");
+    assert!(!err.contains('\u{1b}'), "colour codes in: {err:?}");
+}
