@@ -33,9 +33,10 @@ use serde_json::json;
 use strata_core::Tokenizer;
 use strata_core::eval::tasks::{MultipleChoiceAccuracy, TaskItem, item_tokens, read_task_dir};
 
+use crate::paths::Paths;
+use crate::read_lines;
 use crate::train::data::token_stream;
 use crate::train_tokenizer::END_OF_TEXT;
-use crate::{read_lines, workspace_root};
 
 const SPLITS: [&str; 3] = ["train", "valid", "test"];
 
@@ -56,19 +57,18 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let root = workspace_root();
     let tokenizer_path = args
         .tokenizer
         .clone()
-        .unwrap_or_else(|| root.join("datasets/tokenizer/tokenizer.json"));
+        .unwrap_or_else(|| Paths::workspace().tokenizer());
     let data = args
         .data
         .clone()
-        .unwrap_or_else(|| root.join("datasets/kjv"));
+        .unwrap_or_else(|| Paths::workspace().kjv_dir());
     let tasks_dir = args
         .tasks
         .clone()
-        .unwrap_or_else(|| root.join("datasets/tasks"));
+        .unwrap_or_else(|| Paths::workspace().tasks());
     let json_path = args
         .json
         .clone()

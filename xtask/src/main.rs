@@ -5,6 +5,7 @@
 
 mod baselines;
 mod bench_compare;
+mod paths;
 mod reproduce;
 mod score_tasks;
 mod train;

@@ -20,8 +20,8 @@ use serde::Serialize;
 use strata_core::eval::tasks::{read_task_dir, score_task};
 use strata_core::{Model, ProbeSet};
 
+use crate::paths::Paths;
 use crate::train_tokenizer::END_OF_TEXT;
-use crate::workspace_root;
 
 /// Arguments of `cargo xtask score-tasks`.
 #[derive(clap::Args)]
@@ -88,7 +88,7 @@ pub fn run(args: &Args) -> Result<()> {
     let tasks_dir = args
         .tasks
         .clone()
-        .unwrap_or_else(|| workspace_root().join("datasets/tasks"));
+        .unwrap_or_else(|| Paths::workspace().tasks());
     let model =
         Model::<Flex>::load(&args.model, &Default::default()).context("cannot load the model")?;
     let tokenizer = model.tokenizer()?;

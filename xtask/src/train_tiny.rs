@@ -15,6 +15,7 @@ use burn::backend::{Autodiff, Flex};
 use serde_json::json;
 use tokenizers::Tokenizer;
 
+use crate::paths::Paths;
 use crate::train::data::{Blocks, token_stream};
 use crate::train::eval::{EvalRecord, evaluate, read_baselines};
 use crate::train::run::{RunIdentity, TrainReport, fnv1a, prepare_run_dir, train};
@@ -88,15 +89,15 @@ pub fn run(args: &Args) -> Result<()> {
     let corpus = args
         .corpus
         .clone()
-        .unwrap_or_else(|| root.join("datasets/kjv/train.txt"));
+        .unwrap_or_else(|| Paths::workspace().kjv("train"));
     let valid = args
         .valid
         .clone()
-        .unwrap_or_else(|| root.join("datasets/kjv/valid.txt"));
+        .unwrap_or_else(|| Paths::workspace().kjv("valid"));
     let tokenizer_path = args
         .tokenizer
         .clone()
-        .unwrap_or_else(|| root.join("datasets/tokenizer/tokenizer.json"));
+        .unwrap_or_else(|| Paths::workspace().tokenizer());
     let mut specs = match args.preset {
         Preset::Default => vec![default_preset()],
         Preset::Suite => suite_preset(),
@@ -140,7 +141,7 @@ pub fn run(args: &Args) -> Result<()> {
     );
     let valid_stream = token_stream(&tokenizer, &read_lines(&valid)?, eot)
         .with_context(|| format!("{}: cannot encode", valid.display()))?;
-    let baselines = read_baselines(&root.join("datasets/kjv/baselines.json"), "valid")?;
+    let baselines = read_baselines(&Paths::workspace().baselines(), "valid")?;
     eprintln!(
         "corpus {}: {} verses, {} tokens",
         corpus.display(),
@@ -223,7 +224,7 @@ pub fn run(args: &Args) -> Result<()> {
             let publish = args
                 .publish
                 .clone()
-                .unwrap_or_else(|| root.join("datasets/models/tiny-default"));
+                .unwrap_or_else(|| Paths::workspace().tiny_default());
             publish_model(&final_dir, &publish, spec, &report, &eval)?;
         }
         results.push(summary);

@@ -26,7 +26,8 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::{AddedToken, Tokenizer, TokenizerBuilder};
 
-use crate::{read_lines, workspace_root};
+use crate::paths::Paths;
+use crate::read_lines;
 
 /// The one special token: beginning and end of a sequence, and padding.
 pub const END_OF_TEXT: &str = "<|endoftext|>";
@@ -62,19 +63,18 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let root = workspace_root();
     let corpus = args
         .corpus
         .clone()
-        .unwrap_or_else(|| root.join("datasets/kjv/train.txt"));
+        .unwrap_or_else(|| Paths::workspace().kjv("train"));
     let valid = args
         .valid
         .clone()
-        .unwrap_or_else(|| root.join("datasets/kjv/valid.txt"));
+        .unwrap_or_else(|| Paths::workspace().kjv("valid"));
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| root.join("datasets/tokenizer"));
+        .unwrap_or_else(|| Paths::workspace().tokenizer_dir());
     ensure!(
         args.vocab_size > 257,
         "--vocab-size {} leaves no room for merges: it must exceed 257 (256 bytes and {END_OF_TEXT})",

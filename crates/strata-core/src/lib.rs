@@ -33,6 +33,7 @@
 //! # Cargo features
 //! - `wgpu`, `vulkan`, `metal`, `cuda`: the GPU backends (flex, the CPU backend, is always on).
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod config;
 pub mod device;

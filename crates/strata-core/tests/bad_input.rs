@@ -10,17 +10,7 @@ use strata_core::{DeviceSpec, Error, Model, Site, TokenBatch, Tokenizer};
 
 type B = Flex;
 
-/// A fresh copy of a fixture folder that a test may damage.
-fn scratch_copy(fixture: &str, tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("strata-bad-input-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(common::fixture(fixture)).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-    }
-    dir
-}
+use common::scratch_copy;
 
 fn load(dir: &Path) -> Result<Model<B>, Error> {
     Model::<B>::load(dir, &Default::default())

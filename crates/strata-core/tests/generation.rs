@@ -351,7 +351,9 @@ fn a_skipped_layer_passes_its_input_through_for_the_chosen_tokens() {
 #[test]
 fn hook_context_carries_true_positions_under_left_padding() {
     let model = load("llama-tiny");
-    let mut seen: Vec<(Vec<usize>, Option<Vec<bool>>, Vec<u32>)> = Vec::new();
+    // (positions, padding mask, token ids) of each call.
+    type Seen = (Vec<usize>, Option<Vec<bool>>, Vec<u32>);
+    let mut seen: Vec<Seen> = Vec::new();
     let mut record = FnProbe::<B, _>::new(
         |site| site == Site::Embed,
         |_, x, ctx| {

@@ -145,20 +145,13 @@ fn check_added_sites(fixture: &str) {
         .iter()
         .map(|k| k.parse().expect("a site name"))
         .collect();
-    let mut capture = Capture::new(sites.iter().copied());
-    model
-        .forward_with(
-            &TokenBatch::single(&ids).unwrap(),
-            None,
-            &mut ProbeSet::one(&mut capture),
-        )
-        .expect("forward");
+    let captured = common::capture_sites(&model, &ids, &sites);
     for site in &sites {
         let (shape, expected) =
             common::reference_in(fixture, "reference_sites.safetensors", &site.to_string());
         assert_close(
             &format!("{fixture} {site}"),
-            &capture.captured[site],
+            &captured[site],
             &shape,
             &expected,
         );

@@ -6,8 +6,8 @@
 mod common;
 
 use burn::backend::Wgpu;
-use strata_core::probe::{Capture, ProbeSet, Site};
-use strata_core::{Model, TokenBatch};
+use strata_core::Model;
+use strata_core::probe::Site;
 
 use common::{assert_close, reference_ids};
 
@@ -17,19 +17,12 @@ fn check_all_sites_on_wgpu(fixture: &str) {
     let model = Model::<Wgpu>::load(&common::fixture(fixture), &device).expect("fixture loads");
     let (_, ids) = reference_ids(fixture, "input_ids");
     let sites = Site::all(&model.config);
-    let mut capture = Capture::new(sites.iter().copied());
-    model
-        .forward_with(
-            &TokenBatch::single(&ids).unwrap(),
-            None,
-            &mut ProbeSet::one(&mut capture),
-        )
-        .expect("forward");
+    let captured = common::capture_sites(&model, &ids, &sites);
     for site in &sites {
         let (shape, expected) = common::reference_any(fixture, &site.to_string());
         assert_close(
             &format!("wgpu {fixture} {site}"),
-            &capture.captured[site],
+            &captured[site],
             &shape,
             &expected,
         );

@@ -250,14 +250,18 @@ where
             n_threads = fitting;
         }
     }
-    if n_threads == 1 {
-        worker();
-    } else {
-        std::thread::scope(|scope| {
+    // A pool of exactly `n_threads` workers pulling tensors from the shared queue (the
+    // memory budget above bounds how many tensors are in flight at once).
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(n_threads)
+        .build()
+    {
+        Ok(pool) if n_threads > 1 => pool.scope(|scope| {
             for _ in 0..n_threads {
-                scope.spawn(worker);
+                scope.spawn(|_| worker());
             }
-        });
+        }),
+        _ => worker(),
     }
     slots
         .into_inner()

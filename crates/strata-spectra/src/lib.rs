@@ -6,7 +6,7 @@
 //! (Ludwig, arXiv:2506.16289) ranks matrices by `kappa = s_max / s_min`, computed once on the
 //! pre-trained weights with no data, and fine-tunes only the lowest-`kappa` ones to reduce
 //! forgetting. The definitions, the three reference conventions and their pitfalls are in
-//! `methods/kappa.md`; WeightWatcher's `alpha` is reproduced so the two can be compared.
+//! the book's KappaTune method page (`book/src/kappa-method.md`); WeightWatcher's `alpha` is reproduced so the two can be compared.
 //!
 //! # Example
 //!
@@ -59,6 +59,7 @@
 //! No cargo features.
 
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod analyze;
 mod config;

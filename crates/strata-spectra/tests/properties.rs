@@ -1,4 +1,4 @@
-//! Property tests of the spectral metrics against their definitions (`methods/kappa.md`,
+//! Property tests of the spectral metrics against their definitions (the book's KappaTune method page, `book/src/kappa-method.md`,
 //! "Definitions" and "Property tests"), with an independent Jacobi SVD as the reference.
 
 mod common;
@@ -157,7 +157,7 @@ fn log_volume_is_additive_under_scaling() {
 
 #[test]
 fn log_volume_lies_within_its_kappa_bounds() {
-    // -(k - 1) ln kappa <= sum ln(s_i / s_1) <= -ln kappa (methods/kappa.md, definition 4).
+    // -(k - 1) ln kappa <= sum ln(s_i / s_1) <= -ln kappa (book/src/kappa-method.md, definition 4).
     let config = SpectraConfig::default();
     let mut g = rng(6);
     for (rows, cols) in [(8, 8), (10, 25), (40, 9)] {
@@ -173,7 +173,7 @@ fn log_volume_lies_within_its_kappa_bounds() {
 
 #[test]
 fn log_volume_falls_as_kappa_rises_at_fixed_frobenius_norm() {
-    // methods/kappa.md definition 5: k = 4, F = 5, geometric spectra.
+    // book/src/kappa-method.md, definition 5: k = 4, F = 5, geometric spectra.
     const EXPECTED: [(f64, f64); 5] = [
         (1.0, 3.67),
         (2.0, 3.41),

@@ -1,4 +1,4 @@
-//! The KappaTune forgetting experiment (`methods/kappa.md`, "Numbers to reproduce",
+//! The KappaTune forgetting experiment (the book's KappaTune method page, "Numbers to reproduce",
 //! priority 2) on the embedded tiny model.
 //!
 //! `datasets/models/tiny-default` (trained on KJV) is fine-tuned on `datasets/arithmetic`
@@ -36,6 +36,7 @@ use strata_core::probe::ProbeSet;
 use strata_core::{Model, TokenBatch};
 use strata_spectra::{Budget, SpectraConfig, analyze_path, select};
 
+use crate::paths::Paths;
 use crate::read_lines;
 use crate::train::data::{Blocks, SplitMix64, token_stream};
 use crate::train::freeze::Freeze;
@@ -234,7 +235,7 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Vec<RunRow>> {
     let eot = tokenizer
         .token_id(END_OF_TEXT)
         .ok_or_else(|| anyhow!("the tokenizer has no {END_OF_TEXT}"))?;
-    let arith = root.join("datasets/arithmetic");
+    let arith = Paths::at(root).arithmetic();
     let train_stream = token_stream(
         tokenizer.inner(),
         &read_lines(&arith.join("train.txt"))?,
@@ -248,7 +249,7 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Vec<RunRow>> {
         .collect::<strata_core::Result<Vec<_>>>()?;
     let mut kjv = token_stream(
         tokenizer.inner(),
-        &read_lines(&root.join("datasets/kjv/valid.txt"))?,
+        &read_lines(&Paths::at(root).kjv("valid"))?,
         eot,
     )?;
     kjv.truncate(cfg.ppl_tokens);

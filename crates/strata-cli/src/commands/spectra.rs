@@ -9,7 +9,7 @@ use strata_spectra::{Convention, SpectraConfig, SpectraResult, SpectrumMethod, a
 /// Options shared by `strata spectra` and `strata kappatune`: which tensors, which convention.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SpectraOptions {
-    /// Reference convention: `strata` (default), `peft` or `kappatune` (see methods/kappa.md).
+    /// Reference convention: `strata` (default), `peft` or `kappatune` (see the book, KappaTune method).
     #[arg(long, value_enum, default_value_t = ConventionArg::Strata)]
     pub convention: ConventionArg,
     /// Also analyse embedding tables (skipped by default except with `--convention kappatune`).

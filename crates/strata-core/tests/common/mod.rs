@@ -5,7 +5,12 @@
 use std::path::PathBuf;
 
 use safetensors::SafeTensors;
+use std::collections::BTreeMap;
+
+use burn::tensor::backend::Backend;
+use strata_core::probe::{Capture, ProbeSet, Site};
 use strata_core::weights::HostTensor;
+use strata_core::{Model, TokenBatch};
 
 /// The folder of a parity fixture.
 pub fn fixture(name: &str) -> PathBuf {
@@ -96,4 +101,33 @@ pub fn assert_close(what: &str, got: &HostTensor, shape: &[usize], expected: &[f
         err <= tol,
         "{what}: max abs error {err:e} > tolerance {tol:e}"
     );
+}
+
+/// A fresh copy of a fixture folder that a test may damage, under a name made of `tag`.
+pub fn scratch_copy(fixture_name: &str, tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("strata-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixture(fixture_name)).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+/// The activations at `sites` of one forward pass over `ids`, on the host.
+pub fn capture_sites<B: Backend>(
+    model: &Model<B>,
+    ids: &[u32],
+    sites: &[Site],
+) -> BTreeMap<Site, HostTensor> {
+    let mut capture = Capture::new(sites.iter().copied());
+    model
+        .forward_with(
+            &TokenBatch::single(ids).unwrap(),
+            None,
+            &mut ProbeSet::one(&mut capture),
+        )
+        .expect("forward");
+    capture.captured
 }
