@@ -27,7 +27,8 @@
 //! - With no probes attached, a forward pass is the plain forward pass.
 //! - Library code never names a backend: everything is generic over `B: Backend`. Binaries
 //!   choose one from a [`DeviceSpec`].
-//! - It does not train (see `xtask train-tiny`) and does not reach the network: models come
+//! - It fine-tunes ([`train`]: one training step, AdamW, frozen parameters) and does not
+//!   reach the network: models come
 //!   from local folders.
 //!
 //! # Cargo features
@@ -45,6 +46,7 @@ pub mod io;
 pub mod models;
 pub mod probe;
 mod tokenizer;
+pub mod train;
 pub mod weights;
 
 pub use config::ModelConfig;

@@ -1,5 +1,5 @@
 //! `SpectraConfig`: which tensors are analysed and how, with the three conventions of
-//! the book's KappaTune method page, `book/src/kappa-method.md` (strata's default and the `peft` and `kappatune` faithful modes).
+//! `book/src/kappa-method.md` (strata's default and the `peft` and `kappatune` faithful modes).
 
 use serde::{Deserialize, Serialize};
 
@@ -122,7 +122,7 @@ impl Default for SpectraConfig {
 }
 
 impl SpectraConfig {
-    /// strata's default convention (the book's KappaTune method page, `book/src/kappa-method.md`, "Defaults").
+    /// strata's default convention (`book/src/kappa-method.md`, "Defaults").
     pub fn strata() -> Self {
         Self {
             convention: Convention::Strata,

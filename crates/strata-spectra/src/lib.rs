@@ -6,7 +6,7 @@
 //! (Ludwig, arXiv:2506.16289) ranks matrices by `kappa = s_max / s_min`, computed once on the
 //! pre-trained weights with no data, and fine-tunes only the lowest-`kappa` ones to reduce
 //! forgetting. The definitions, the three reference conventions and their pitfalls are in
-//! the book's KappaTune method page (`book/src/kappa-method.md`); WeightWatcher's `alpha` is reproduced so the two can be compared.
+//! `book/src/kappa-method.md`; WeightWatcher's `alpha` is reproduced so the two can be compared.
 //!
 //! # Example
 //!

@@ -1,6 +1,6 @@
 //! `SpectrumMetrics`: every scalar strata derives from one unit's singular values.
 //!
-//! Definitions (the book's KappaTune method page, `book/src/kappa-method.md`, "Definitions"), for `W` of shape `[rows, cols]`,
+//! Definitions (`book/src/kappa-method.md`, "Definitions"), for `W` of shape `[rows, cols]`,
 //! `k = min(rows, cols)` singular values `s_1 >= ... >= s_k >= 0`:
 //!
 //! - `kappa = s_1 / s_k` under the configured [`KappaFloor`];

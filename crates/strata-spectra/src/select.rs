@@ -2,7 +2,7 @@
 //! budget; the result is a [`TrainableMask`] a training loop can apply.
 //!
 //! The ranking is ascending `kappa` with ties broken by unit name, computed once on the
-//! pre-trained weights (the book's KappaTune method page, `book/src/kappa-method.md`, "Selection rule"). Selecting takes a prefix of that
+//! pre-trained weights (`book/src/kappa-method.md`, "Selection rule"). Selecting takes a prefix of that
 //! ranking, so the selected units are always the lowest-`kappa` ones: the reference code's
 //! set-ordering bug (mapping parameters to modules through an unordered set, then keeping its
 //! first N) cannot happen here.

@@ -1,4 +1,4 @@
-//! Property tests of the spectral metrics against their definitions (the book's KappaTune method page, `book/src/kappa-method.md`,
+//! Property tests of the spectral metrics against their definitions (`book/src/kappa-method.md`,
 //! "Definitions" and "Property tests"), with an independent Jacobi SVD as the reference.
 
 mod common;

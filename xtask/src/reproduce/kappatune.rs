@@ -1,4 +1,4 @@
-//! The KappaTune forgetting experiment (the book's KappaTune method page, "Numbers to reproduce",
+//! The KappaTune forgetting experiment (`book/src/kappa-method.md`, "Numbers to reproduce",
 //! priority 2) on the embedded tiny model.
 //!
 //! `datasets/models/tiny-default` (trained on KJV) is fine-tuned on `datasets/arithmetic`
@@ -20,12 +20,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, anyhow};
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsParams, Optimizer};
-use burn::tensor::ElementConversion;
 use serde::{Deserialize, Serialize};
+use strata_core::Model;
 use strata_core::eval::{
     ExactMatchItem, PerplexityConfig, exact_match, leading_number, perplexity,
 };
@@ -33,14 +32,13 @@ use strata_core::generate::{GenerateConfig, Sampling};
 use strata_core::models::Architecture;
 use strata_core::models::decoder::Decoder;
 use strata_core::probe::ProbeSet;
-use strata_core::{Model, TokenBatch};
+use strata_core::train::{FineTuneConfig, TrainableParams, mean_tail};
 use strata_spectra::{Budget, SpectraConfig, analyze_path, select};
 
 use crate::paths::Paths;
 use crate::read_lines;
 use crate::train::data::{Blocks, SplitMix64, token_stream};
-use crate::train::freeze::Freeze;
-use crate::train::run::{adamw, cross_entropy};
+use crate::train::run::adamw;
 use crate::train::schedule::learning_rate;
 use crate::train::spec::{TrainSpec, default_preset};
 use crate::train_tokenizer::END_OF_TEXT;
@@ -291,26 +289,25 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Vec<RunRow>> {
     for method in Method::ALL {
         let tensors = chosen(method);
         let model = Model::<TrainBackend>::load(&model_dir, &device)?;
-        let Architecture::Decoder(decoder) = model.arch else {
-            bail!("{}: not a decoder", model_dir.display());
+        let (config, dir) = (model.config.clone(), model.dir.clone());
+        let decoder = model.into_decoder()?;
+        let freeze = match &tensors {
+            Some(names) => TrainableParams::only(&decoder, &names.iter().cloned().collect())?,
+            None => TrainableParams::all(&decoder)?,
         };
-        let required: BTreeSet<String> = tensors.iter().flatten().cloned().collect();
-        let freeze = Freeze::new(&decoder, &required, |name| {
-            tensors.as_ref().is_none_or(|t| t.iter().any(|n| n == name))
-        })?;
         let t0 = Instant::now();
         let (decoder, losses) = fine_tune(&spec, cfg.target_loss, &blocks, decoder, &freeze)?;
         let train_seconds = t0.elapsed().as_secs_f64();
         let tuned = Model::<Flex> {
             arch: Architecture::Decoder(decoder.valid()),
-            config: model.config.clone(),
+            config,
             tokenizer: None,
-            dir: model.dir.clone(),
+            dir,
             unused_tensors: Vec::new(),
         };
         let ppl_after = kjv_ppl(&tuned, &kjv)?;
         let task_accuracy = arithmetic_accuracy(&tuned, &tokenizer, eot, &items)?;
-        let final_train_loss = mean_tail(&losses);
+        let final_train_loss = mean_tail(&losses, LOSS_WINDOW);
         let row = RunRow {
             method,
             n_tensors: freeze.trainable_names.len(),
@@ -358,54 +355,41 @@ pub fn random_subset(names: &[String], k: usize, seed: u64) -> Vec<String> {
     pick.into_iter().map(|i| names[i].clone()).collect()
 }
 
-fn mean_tail(losses: &[f64]) -> f64 {
-    let tail = &losses[losses.len().saturating_sub(LOSS_WINDOW)..];
-    tail.iter().sum::<f64>() / tail.len().max(1) as f64
-}
-
-/// Trains the unfrozen parameters of `decoder` until the mean loss of the last
-/// `LOSS_WINDOW` steps is at most `target` or `spec.n_steps` steps are done; returns the
-/// decoder and the loss of every step.
+/// Trains the `trainable` parameters of `decoder` until the mean loss of the last
+/// `LOSS_WINDOW` steps is at most `target` or `spec.n_steps` steps are done (the library's
+/// fine-tuning loop, on this experiment's batches and schedule); returns the decoder and the
+/// loss of every step.
 pub fn fine_tune(
     spec: &TrainSpec,
     target: f64,
     blocks: &Blocks,
-    mut decoder: Decoder<TrainBackend>,
-    freeze: &Freeze,
+    decoder: Decoder<TrainBackend>,
+    trainable: &TrainableParams,
 ) -> Result<(Decoder<TrainBackend>, Vec<f64>)> {
-    let mut optim = adamw(spec).init::<TrainBackend, Decoder<TrainBackend>>();
-    let mut losses = Vec::new();
-    for step in 0..spec.n_steps {
-        let batch = blocks.batch(step, spec.batch_size);
-        let input = TokenBatch {
-            ids: batch.inputs,
-            batch: batch.n_rows,
-            pos: spec.seq_len,
-            mask: None,
-        };
-        let loss = cross_entropy(decoder.forward(&input)?, &batch.targets);
-        let value = f64::from(loss.clone().into_scalar().elem::<f32>());
-        ensure!(
-            value.is_finite(),
-            "the training loss is {value} at step {step}"
-        );
-        let mut grads = GradientsParams::from_grads(loss.backward(), &decoder);
-        freeze.filter(&mut grads, &decoder);
-        decoder = optim.step(learning_rate(spec, step), decoder, grads);
-        losses.push(value);
-        if (step + 1) % 25 == 0 {
-            eprintln!(
-                "  step {} loss {:.4} (mean of last {LOSS_WINDOW} {:.4})",
-                step + 1,
-                value,
-                mean_tail(&losses)
-            );
-        }
-        if losses.len() >= LOSS_WINDOW && mean_tail(&losses) <= target {
-            break;
-        }
-    }
-    Ok((decoder, losses))
+    let config = FineTuneConfig {
+        max_steps: spec.n_steps,
+        target_loss: Some(target),
+        loss_window: LOSS_WINDOW,
+        adamw: adamw(spec),
+    };
+    let mut losses_so_far = Vec::new();
+    Ok(strata_core::train::fine_tune(
+        decoder,
+        &config,
+        Some(trainable),
+        &mut |step| blocks.batch(step, spec.batch_size),
+        &|step| learning_rate(spec, step),
+        &mut |step, loss| {
+            losses_so_far.push(loss);
+            if (step + 1) % 25 == 0 {
+                eprintln!(
+                    "  step {} loss {loss:.4} (mean of last {LOSS_WINDOW} {:.4})",
+                    step + 1,
+                    mean_tail(&losses_so_far, LOSS_WINDOW)
+                );
+            }
+        },
+    )?)
 }
 
 /// The table as markdown.

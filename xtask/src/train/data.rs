@@ -3,6 +3,7 @@
 //! uninterrupted one would.
 
 use anyhow::{Result, ensure};
+use strata_core::train::TrainBatch;
 use tokenizers::Tokenizer;
 
 use crate::train_tokenizer::encode;
@@ -26,17 +27,6 @@ pub struct Blocks {
     seq_len: usize,
     n_blocks: usize,
     seed: u64,
-}
-
-/// One batch: `[batch, seq_len]` inputs and targets, row-major.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
-    /// Input ids.
-    pub inputs: Vec<u32>,
-    /// Next-token ids.
-    pub targets: Vec<u32>,
-    /// Number of rows.
-    pub n_rows: usize,
 }
 
 impl Blocks {
@@ -64,7 +54,7 @@ impl Blocks {
 
     /// The batch of optimiser step `step`: sequences `step * n_rows ..` of the epoch-wise
     /// shuffled order (each epoch reshuffled with its own seed).
-    pub fn batch(&self, step: usize, n_rows: usize) -> Batch {
+    pub fn batch(&self, step: usize, n_rows: usize) -> TrainBatch {
         let mut inputs = Vec::with_capacity(n_rows * self.seq_len);
         let mut targets = Vec::with_capacity(n_rows * self.seq_len);
         let mut order: Option<(usize, Vec<usize>)> = None;
@@ -79,10 +69,11 @@ impl Blocks {
             inputs.extend_from_slice(&self.stream[start..start + self.seq_len]);
             targets.extend_from_slice(&self.stream[start + 1..start + self.seq_len + 1]);
         }
-        Batch {
+        TrainBatch {
             inputs,
             targets,
             n_rows,
+            seq_len: self.seq_len,
         }
     }
 

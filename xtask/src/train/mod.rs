@@ -3,7 +3,6 @@
 
 pub mod data;
 pub mod eval;
-pub mod freeze;
 pub mod run;
 pub mod schedule;
 pub mod spec;

@@ -14,19 +14,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{AutodiffModule, Module};
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
+use strata_core::ModelConfig;
 use strata_core::models::decoder::Decoder;
 use strata_core::models::export::save_hf;
 use strata_core::models::init::init_decoder;
-use strata_core::{ModelConfig, TokenBatch};
+use strata_core::train::{AdamWSettings, train_step};
 
 use super::data::Blocks;
 use super::schedule::{checkpoint_steps, learning_rate};
@@ -193,32 +191,13 @@ fn resume_dir(out: &Path) -> Option<PathBuf> {
 }
 
 /// AdamW with the run's moments, decay and per-tensor gradient clipping.
-pub fn adamw(spec: &TrainSpec) -> AdamWConfig {
-    AdamWConfig::new()
-        .with_beta_1(spec.beta_1 as f32)
-        .with_beta_2(spec.beta_2 as f32)
-        .with_epsilon(1e-8)
-        .with_weight_decay(spec.weight_decay as f32)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(
-            spec.grad_clip_norm as f32,
-        )))
-}
-
-/// Mean next-token cross-entropy (nats) of a batch.
-///
-/// # Shapes
-/// - `logits`: `[batch, pos, d_vocab]`; `targets`: `batch * pos` ids -> scalar `[1]`
-pub fn cross_entropy<B: AutodiffBackend>(logits: Tensor<B, 3>, targets: &[u32]) -> Tensor<B, 1> {
-    let [b, p, v] = logits.dims();
-    let logp = log_softmax(logits.reshape([b * p, v]), 1);
-    let ids = Tensor::<B, 2, Int>::from_data(
-        TensorData::new(
-            targets.iter().map(|&t| i64::from(t)).collect::<Vec<_>>(),
-            [b * p, 1],
-        ),
-        &logp.device(),
-    );
-    logp.gather(1, ids).mean().neg()
+pub fn adamw(spec: &TrainSpec) -> AdamWSettings {
+    AdamWSettings {
+        beta_1: spec.beta_1,
+        beta_2: spec.beta_2,
+        weight_decay: spec.weight_decay,
+        grad_clip_norm: spec.grad_clip_norm,
+    }
 }
 
 /// Trains the model of `spec` on `blocks`, writing checkpoints into `out` (prepared by
@@ -239,7 +218,7 @@ pub fn train<B: AutodiffBackend>(
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
     let mut decoder: Decoder<B> = init_decoder(cfg, device, spec.seed)?;
     let n_params = decoder.num_params();
-    let mut optim = adamw(spec).init::<B, Decoder<B>>();
+    let mut optim = adamw(spec).init::<B>();
     let mut state = ResumeState {
         step: 0,
         n_tokens_seen: 0,
@@ -293,23 +272,14 @@ pub fn train<B: AutodiffBackend>(
         let t0 = Instant::now();
         let lr = learning_rate(spec, step);
         let batch = blocks.batch(step, spec.batch_size);
-        let input = TokenBatch {
-            ids: batch.inputs,
-            batch: batch.n_rows,
-            pos: spec.seq_len,
-            mask: None,
-        };
-        let logits = decoder.forward(&input)?;
-        let loss = cross_entropy(logits, &batch.targets);
-        let loss_value = f64::from(loss.clone().into_scalar().elem::<f32>());
-        if !loss_value.is_finite() {
-            bail!(
-                "{}: the training loss is {loss_value} at step {step}; lower the learning rate",
-                spec.arch.name
-            );
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &decoder);
-        decoder = optim.step(lr, decoder, grads);
+        let (next, loss_value) =
+            train_step(decoder, &mut optim, &batch, lr, None).with_context(|| {
+                format!(
+                    "{}: step {step} failed (a non-finite loss: lower the learning rate)",
+                    spec.arch.name
+                )
+            })?;
+        decoder = next;
         let seconds = t0.elapsed().as_secs_f64();
         state.step = step + 1;
         state.n_tokens_seen += tokens_per_step;

@@ -346,6 +346,15 @@ impl HfConfig {
                 format!("{fraction}; the rotated fraction of a head must be in (0, 1]"),
             ));
         }
+        if rotary_dim < 2 {
+            return Err(bad(
+                "partial_rotary_factor",
+                format!(
+                    "{fraction} of a head of {d_head} rotates {rotary_dim} dims; rotary \
+                     embeddings need at least 2"
+                ),
+            ));
+        }
         if let Some(RopeScaling::Linear { factor } | RopeScaling::Llama3 { factor, .. }) = scaling
             && !(factor.is_finite() && factor > 0.0)
         {

