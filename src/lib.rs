@@ -2,13 +2,17 @@
 //!
 //! This facade re-exports strata's crates so one dependency brings them all:
 //! - [`core`] (`strata-core`): Hugging Face checkpoints on burn, probes at every
-//!   TransformerLens site, generation and perplexity.
+//!   TransformerLens site, generation, evaluation and fine-tuning.
+//! - [`spectra`] (`strata-spectra`): condition-number spectra of weight tensors and KappaTune.
+//! - [`report`] (`strata-report`): tables and figures of analysis results.
 //!
-//! The analyses (spectra, massive activations, sparsity, voids, steering) are crates of their
-//! own that depend only on `strata-core`; see the book for a tour.
+//! Each analysis is a crate of its own that depends only on `strata-core`; see the book for a
+//! tour.
 //!
 //! # Cargo features
 //! - `wgpu`: the WebGPU backend (any GPU vendor, or Mesa's software Vulkan on a CPU).
 #![warn(missing_docs)]
 
 pub use strata_core as core;
+pub use strata_report as report;
+pub use strata_spectra as spectra;

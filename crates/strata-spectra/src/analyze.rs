@@ -429,17 +429,16 @@ fn analyze_unit(
     row
 }
 
-/// `num_attention_heads` (or `n_head`) from a model folder's `config.json`, if present.
+/// `num_attention_heads` (or `n_head`) from a model folder's `config.json`, if present, as
+/// `strata-core` reads it (only the key is needed, so a partial config is enough).
 fn read_n_heads(path: &Path) -> Option<usize> {
     let config_path = if path.is_dir() {
         path.join("config.json")
     } else {
         path.parent()?.join("config.json")
     };
-    let text = std::fs::read_to_string(config_path).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    ["num_attention_heads", "n_head"]
-        .iter()
-        .find_map(|key| value.get(key)?.as_u64())
-        .map(|n| n as usize)
+    strata_core::config::hf::HfConfig::read(&config_path)
+        .ok()?
+        .num_attention_heads
+        .filter(|&n| n > 0)
 }

@@ -14,7 +14,6 @@
 //! (first tokens of the `datasets/kjv/baselines.json` stream, window = the model's context,
 //! stride half of it, as `train::eval`) after minus before.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
