@@ -507,6 +507,7 @@ fn write_outputs(cfg: &Settings, acc_before: f64, rows: &[RunRow], out: &Path) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn the_random_subset_is_seeded_and_without_repeats() {
