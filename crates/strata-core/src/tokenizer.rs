@@ -57,6 +57,14 @@ impl Tokenizer {
         Ok(ids)
     }
 
+    /// Wraps a tokenizer built in memory (from GGUF metadata, say); `path` is the file it
+    /// describes, named in errors.
+    pub fn from_parts(mut inner: tokenizers::Tokenizer, path: PathBuf) -> Self {
+        inner.with_padding(None);
+        let _ = inner.with_truncation(None);
+        Self { inner, path }
+    }
+
     /// Token ids of `text` with no special tokens added (the encoding of a piece of a longer
     /// stream). Empty text gives no ids.
     pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {

@@ -217,3 +217,57 @@ fn exact_match_items_and_answers_parse() {
     assert_eq!(leading_number("x42"), "");
     assert_eq!(leading_number("12-3"), "12");
 }
+
+#[test]
+fn task_and_exact_match_results_of_two_shards_merge_to_the_whole() {
+    use strata_core::eval::tasks::score_task;
+    use strata_core::eval::{ExactMatch, exact_match};
+    use strata_core::generate::GenerateConfig;
+    let model = tiny_default();
+    let tokenizer = model.tokenizer().unwrap();
+    let eot = tokenizer.token_id("<|endoftext|>").unwrap();
+
+    let items = read_task_file(&root().join("datasets/tasks/arithmetic.jsonl")).unwrap();
+    let items = &items[..12];
+    let score = |items: &[TaskItem]| {
+        score_task(
+            &model,
+            tokenizer,
+            eot,
+            items,
+            &mut ProbeSet::none(),
+            &mut |_, _| {},
+        )
+        .unwrap()
+    };
+    let whole = score(items);
+    assert_eq!(score(&items[..5]).merge(score(&items[5..])), whole);
+    assert_eq!(whole.n_items, 12);
+
+    let lines = std::fs::read_to_string(root().join("datasets/arithmetic/test.txt")).unwrap();
+    let em_items: Vec<ExactMatchItem> = lines
+        .lines()
+        .take(8)
+        .map(|l| ExactMatchItem::from_equation(l).unwrap())
+        .collect();
+    let config = GenerateConfig {
+        max_new_tokens: 4,
+        eos_token_id: Some(eot),
+        ..Default::default()
+    };
+    let run = |items: &[ExactMatchItem]| -> ExactMatch {
+        exact_match(
+            &model,
+            tokenizer,
+            eot,
+            items,
+            &config,
+            &leading_number,
+            &mut ProbeSet::none(),
+        )
+        .unwrap()
+    };
+    let whole = run(&em_items);
+    assert_eq!(run(&em_items[..3]).merge(run(&em_items[3..])), whole);
+    assert_eq!(whole.n_items, 8);
+}

@@ -19,6 +19,7 @@ const DECODERS: &[&str] = &[
     "gpt2-tiny",
     "gpt-neox-tiny",
     "gpt-neox-serial-tiny",
+    "gpt-neox-odd-rotary-tiny",
     "llama-tiny",
     "mistral-tiny",
     "qwen2-tiny",

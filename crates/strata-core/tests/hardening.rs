@@ -399,3 +399,44 @@ fn config_paths_that_are_not_a_folder_with_a_file_say_what_they_are() {
     std::fs::write(bom.join("config.json"), format!("\u{feff}{text}")).unwrap();
     Model::<B>::read_config(&bom).unwrap();
 }
+
+#[test]
+fn an_unreadable_dtype_and_an_unwritable_path_are_named_plainly() {
+    // A tensor stored as I64 where a float is expected: the error names the tensor and dtype.
+    let dir = scratch_copy("llama-tiny", "dtype");
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let victim = "model.norm.weight";
+    let ints: Vec<u8> = (0..64i64).flat_map(|v| v.to_le_bytes()).collect();
+    let mut tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| name != victim)
+        .collect();
+    tensors.push((
+        victim.into(),
+        safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![64], &ints).unwrap(),
+    ));
+    let out = safetensors::serialize(tensors, None).unwrap();
+    std::fs::write(&path, out).unwrap();
+    let msg = load(&dir).unwrap_err().to_string();
+    assert!(msg.contains(victim) && msg.contains("I64"), "{msg}");
+
+    // Writing below a path that is a file: the message is the I/O error on that path, not a
+    // claim about the safetensors format.
+    let blocker = std::env::temp_dir().join(format!("strata-blocker-{}", std::process::id()));
+    std::fs::write(&blocker, "a file").unwrap();
+    let target = blocker.join("capture.safetensors");
+    let err = write_safetensors(
+        &target,
+        &[("x".into(), HostTensor::new(vec![1], vec![1.0]))],
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("strata-blocker") && !err.contains("not a valid safetensors"),
+        "{err}"
+    );
+}

@@ -113,6 +113,8 @@ macro_rules! decoder_parity_tests {
 decoder_parity_tests!("gpt2-tiny", gpt2, pos_embed_matches_hf => "hook_pos_embed");
 decoder_parity_tests!("gpt-neox-tiny", gpt_neox);
 decoder_parity_tests!("gpt-neox-serial-tiny", gpt_neox_serial);
+// Head size 12, rotary_pct 0.25: an odd number (3) of rotary dims.
+decoder_parity_tests!("gpt-neox-odd-rotary-tiny", gpt_neox_odd_rotary);
 decoder_parity_tests!("llama-tiny", llama);
 decoder_parity_tests!("mistral-tiny", mistral);
 decoder_parity_tests!("qwen2-tiny", qwen2);
@@ -172,6 +174,7 @@ fn added_sites_match_hf_on_every_family() {
         "gpt2-tiny",
         "gpt-neox-tiny",
         "gpt-neox-serial-tiny",
+        "gpt-neox-odd-rotary-tiny",
         "llama-tiny",
         "mistral-tiny",
         "qwen2-tiny",

@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use strata_core::weights::WeightStore;
 use strata_core::{Model, Site};
 
 /// Arguments of `strata info`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Hugging Face model folder.
+    /// Hugging Face model folder or `.gguf` file.
     #[arg(long)]
     pub model: PathBuf,
     /// Print JSON instead of a table.
@@ -19,13 +18,16 @@ pub struct Args {
 
 /// Prints the model's description (no forward pass; the weights are only indexed).
 pub fn run(args: &Args) -> Result<()> {
-    let cfg = Model::<burn::backend::Flex>::read_config(&args.model)?;
-    let store = WeightStore::open(&args.model)?;
+    let (cfg, store) = Model::<burn::backend::Flex>::open_weights(&args.model)?;
     let n_params = store.n_elements();
     strata_core::config::limits::check_weights_fit(
         &cfg,
         n_params,
-        &args.model.join("config.json"),
+        &if strata_core::models::gguf_model::is_gguf(&args.model) {
+            args.model.clone()
+        } else {
+            args.model.join("config.json")
+        },
         store.source(),
     )?;
     // transformers ties the unembedding to the embedding whenever the config says so, even

@@ -346,12 +346,13 @@ impl HfConfig {
                 format!("{fraction}; the rotated fraction of a head must be in (0, 1]"),
             ));
         }
-        if rotary_dim < 2 {
+        // transformers rotates 2 * ceil(rotary_dim / 2) dims (an odd count rounds up).
+        if rotary_dim == 0 || rotary_dim.div_ceil(2) * 2 > d_head {
             return Err(bad(
                 "partial_rotary_factor",
                 format!(
                     "{fraction} of a head of {d_head} rotates {rotary_dim} dims; rotary \
-                     embeddings need at least 2"
+                     embeddings need at least 1 and at most the head width"
                 ),
             ));
         }

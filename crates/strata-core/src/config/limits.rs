@@ -162,10 +162,28 @@ pub fn available_memory() -> Option<u128> {
     Some(kib * 1024)
 }
 
-/// Fails with a message naming `what` if `bytes` exceeds `limit` (or, with no limit, the
-/// available memory).
+/// The process-wide limit set by [`set_memory_limit`] (0: none set).
+static MEMORY_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Caps what [`check_memory`] allows, for every later load and forward pass of this process
+/// (the CLI's `--max-memory`).
+pub fn set_memory_limit(bytes: u128) {
+    let bytes = u64::try_from(bytes).unwrap_or(u64::MAX).max(1);
+    MEMORY_LIMIT.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The limit set by [`set_memory_limit`], if any.
+pub fn memory_limit() -> Option<u128> {
+    match MEMORY_LIMIT.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        n => Some(u128::from(n)),
+    }
+}
+
+/// Fails with a message naming `what` if `bytes` exceeds `limit`, else the limit set by
+/// [`set_memory_limit`], else the available memory.
 pub fn check_memory(what: &str, bytes: u128, limit: Option<u128>) -> Result<()> {
-    let Some(limit) = limit.or_else(available_memory) else {
+    let Some(limit) = limit.or_else(memory_limit).or_else(available_memory) else {
         return Ok(());
     };
     if bytes > limit {

@@ -18,7 +18,7 @@ use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::input::TokenBatch;
 use crate::probe::{HookContext, ProbeSet, Site};
-use crate::weights::WeightStore;
+use crate::weights::WeightSource;
 
 /// One post-LN encoder block.
 #[derive(Module, Debug)]
@@ -53,7 +53,7 @@ pub struct Bert<B: Backend> {
 
 impl<B: Backend> Bert<B> {
     /// Loads a `BertModel` checkpoint (keys with or without the `bert.` prefix).
-    pub fn load(store: &WeightStore, cfg: &ModelConfig, device: &B::Device) -> Result<Self> {
+    pub fn load(store: &dyn WeightSource, cfg: &ModelConfig, device: &B::Device) -> Result<Self> {
         let ld = Loader::<B>::new(store, device);
         let p = if store.contains("bert.embeddings.word_embeddings.weight") {
             "bert."

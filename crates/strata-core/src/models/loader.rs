@@ -1,4 +1,4 @@
-//! Building modules from a [`WeightStore`]: shape checks, PyTorch-to-burn transposes and
+//! Building modules from a [`WeightSource`]: shape checks, PyTorch-to-burn transposes and
 //! fused-projection splits, each named as an explicit step.
 
 use burn::module::Param;
@@ -8,19 +8,19 @@ use burn::tensor::{Tensor, backend::Backend};
 use super::norm::NormLayer;
 use crate::config::{ModelConfig, Norm};
 use crate::error::Result;
-use crate::weights::{HostTensor, WeightStore};
+use crate::weights::{HostTensor, WeightSource};
 
 /// Reads tensors by HF name and turns them into burn modules on a device.
 pub struct Loader<'a, B: Backend> {
     /// The weights.
-    pub store: &'a WeightStore,
+    pub store: &'a dyn WeightSource,
     /// Where modules are created.
     pub device: &'a B::Device,
 }
 
 impl<'a, B: Backend> Loader<'a, B> {
     /// A loader over `store`.
-    pub fn new(store: &'a WeightStore, device: &'a B::Device) -> Self {
+    pub fn new(store: &'a dyn WeightSource, device: &'a B::Device) -> Self {
         Self { store, device }
     }
 

@@ -6,6 +6,7 @@ pub mod bert;
 pub mod cache;
 pub mod decoder;
 pub mod export;
+pub mod gguf_model;
 pub mod init;
 pub mod loader;
 pub mod mlp;

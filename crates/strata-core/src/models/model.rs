@@ -8,6 +8,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use super::bert::Bert;
 use super::cache::KvCache;
 use super::decoder::Decoder;
+use super::gguf_model::{GgufModel, is_gguf};
 use super::names::load_decoder;
 use crate::config::hf::HfConfig;
 use crate::config::{Family, ModelConfig, limits};
@@ -15,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::input::TokenBatch;
 use crate::probe::ProbeSet;
 use crate::tokenizer::Tokenizer;
-use crate::weights::WeightStore;
+use crate::weights::{WeightSource, WeightStore};
 
 /// The network itself.
 #[derive(Module, Debug)]
@@ -43,10 +44,13 @@ pub struct Model<B: Backend> {
 }
 
 impl<B: Backend> Model<B> {
-    /// Reads only `config.json` from a model folder. A missing folder, a file given where a
+    /// Reads only the config of a model folder (`config.json`) or of a `.gguf` file. A missing folder, a file given where a
     /// folder is expected, a `config.json` that is a folder or a link loop each get their own
     /// message.
     pub fn read_config(dir: &Path) -> Result<ModelConfig> {
+        if is_gguf(dir) && dir.is_file() {
+            return Ok(GgufModel::open(dir)?.config);
+        }
         let kind = |reason: &str| Error::NotAModelFolder {
             path: dir.to_path_buf(),
             reason: reason.to_string(),
@@ -91,18 +95,55 @@ impl<B: Backend> Model<B> {
         HfConfig::read(&path)?.into_model_config(&path)
     }
 
-    /// Loads `config.json`, the safetensors weights and (if present) `tokenizer.json`.
+    /// Loads a model: a Hugging Face folder (`config.json`, the safetensors weights and, if
+    /// present, `tokenizer.json`) or a `.gguf` file (config, weights and tokenizer from its
+    /// metadata and tensors).
     ///
     /// Weights are memory-mapped and moved to the device one tensor at a time.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
-        let config = Self::read_config(dir)?;
-        let store = WeightStore::open(dir)?;
-        limits::check_weights_fit(
-            &config,
-            store.n_elements(),
+        if is_gguf(dir) && dir.is_file() {
+            let gguf = GgufModel::open(dir)?;
+            let tokenizer = Some(gguf.tokenizer()?);
+            return Self::build(gguf.config, &gguf.source, tokenizer, dir, dir, device);
+        }
+        let (config, store) = Self::open_weights(dir)?;
+        let tok_path = dir.join("tokenizer.json");
+        let tokenizer = if tok_path.is_file() {
+            Some(Tokenizer::from_file(&tok_path)?)
+        } else {
+            None
+        };
+        Self::build(
+            config,
+            store.as_ref(),
+            tokenizer,
             &dir.join("config.json"),
-            store.source(),
-        )?;
+            dir,
+            device,
+        )
+    }
+
+    /// The config and the weights of a model folder or `.gguf` file, without building the
+    /// network (what `strata info` reads). The weights are only indexed, not read.
+    pub fn open_weights(path: &Path) -> Result<(ModelConfig, Box<dyn WeightSource>)> {
+        if is_gguf(path) && path.is_file() {
+            let gguf = GgufModel::open(path)?;
+            return Ok((gguf.config, Box::new(gguf.source)));
+        }
+        let config = Self::read_config(path)?;
+        Ok((config, Box::new(WeightStore::open(path)?)))
+    }
+
+    /// Checks `config` against the weights and the memory, then builds the network.
+    fn build(
+        config: ModelConfig,
+        store: &dyn WeightSource,
+        tokenizer: Option<Tokenizer>,
+        config_file: &Path,
+        dir: &Path,
+        device: &B::Device,
+    ) -> Result<Self> {
+        limits::check_weights_fit(&config, store.n_elements(), config_file, store.source())?;
         limits::check_memory(
             "loading the model in f32",
             limits::n_params(&config) * 4,
@@ -111,14 +152,8 @@ impl<B: Backend> Model<B> {
         let _span =
             tracing::info_span!("load", dir = %dir.display(), family = ?config.family).entered();
         let arch = match config.family {
-            Family::Bert => Architecture::Bert(Bert::load(&store, &config, device)?),
-            _ => Architecture::Decoder(load_decoder(&store, &config, device)?),
-        };
-        let tok_path = dir.join("tokenizer.json");
-        let tokenizer = if tok_path.is_file() {
-            Some(Tokenizer::from_file(&tok_path)?)
-        } else {
-            None
+            Family::Bert => Architecture::Bert(Bert::load(store, &config, device)?),
+            _ => Architecture::Decoder(load_decoder(store, &config, device)?),
         };
         let unused = store.unread_names();
         if !unused.is_empty() {

@@ -11,11 +11,11 @@ use super::loader::{Loader, gather_rows, neox_qkv_indices, split_columns, split_
 use super::mlp::Mlp;
 use crate::config::{Family, ModelConfig};
 use crate::error::Result;
-use crate::weights::WeightStore;
+use crate::weights::WeightSource;
 
 /// Builds a decoder of any decoder family from its checkpoint.
 pub fn load_decoder<B: Backend>(
-    store: &WeightStore,
+    store: &dyn WeightSource,
     cfg: &ModelConfig,
     device: &B::Device,
 ) -> Result<Decoder<B>> {
@@ -30,7 +30,7 @@ pub fn load_decoder<B: Backend>(
 
 /// The prefix under which a checkpoint stores its body: `transformer.` for
 /// `GPT2LMHeadModel`, nothing for a bare `GPT2Model`.
-fn body_prefix(store: &WeightStore, probe: &str, with: &str) -> String {
+fn body_prefix(store: &dyn WeightSource, probe: &str, with: &str) -> String {
     if store.contains(&format!("{with}{probe}")) {
         with.to_string()
     } else {

@@ -7,14 +7,16 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use crate::config::RopeScaling;
 
-/// Inverse frequencies of the rotary dims, `[rotary_dim / 2]`, as transformers computes them
-/// (`1 / theta^(2i / rotary_dim)`, then the scaling rule).
+/// Inverse frequencies of the rotary dims, `[ceil(rotary_dim / 2)]`, as transformers computes
+/// them (`1 / theta^(2i / rotary_dim)` for even `2i < rotary_dim`, then the scaling rule). An
+/// odd `rotary_dim` (GPT-NeoX with head size 12 and `rotary_pct` 0.25, say) gets one more
+/// frequency, so `2 * ceil(rotary_dim / 2)` dims rotate, as in transformers.
 pub fn inverse_frequencies(
     theta: f64,
     rotary_dim: usize,
     scaling: Option<RopeScaling>,
 ) -> Vec<f32> {
-    let base: Vec<f32> = (0..rotary_dim / 2)
+    let base: Vec<f32> = (0..rotary_dim.div_ceil(2))
         .map(|i| {
             let exponent = (2 * i) as f32 / rotary_dim as f32;
             1.0 / (theta as f32).powf(exponent)

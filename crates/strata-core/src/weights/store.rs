@@ -266,31 +266,6 @@ impl WeightStore {
         Ok(HostTensor::new(entry.shape.clone(), data))
     }
 
-    /// Reads a tensor to build a model from: checks its shape, and refuses NaN or infinite
-    /// values, naming the tensor (a model built from them computes nothing but NaN).
-    pub fn read_shaped(&self, name: &str, expected: &[usize]) -> Result<HostTensor> {
-        let entry = self.entry(name)?;
-        if entry.shape != expected {
-            return Err(Error::TensorShape {
-                file: self.files[entry.file_idx].path.clone(),
-                key: name.to_string(),
-                expected: expected.to_vec(),
-                found: entry.shape.clone(),
-            });
-        }
-        let tensor = self.read_f32(name)?;
-        let n_bad = tensor.data.iter().filter(|v| !v.is_finite()).count();
-        if n_bad > 0 {
-            return Err(Error::NonFiniteWeights {
-                file: self.files[entry.file_idx].path.clone(),
-                key: name.to_string(),
-                n_bad,
-                n_total: tensor.data.len(),
-            });
-        }
-        Ok(tensor)
-    }
-
     fn entry(&self, name: &str) -> Result<&Entry> {
         self.entries.get(name).ok_or_else(|| Error::MissingTensor {
             file: self.source.clone(),
@@ -351,4 +326,34 @@ fn read_index(index: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(shards)
+}
+
+impl super::WeightSource for WeightStore {
+    fn source(&self) -> &Path {
+        WeightStore::source(self)
+    }
+
+    fn names(&self) -> Vec<String> {
+        WeightStore::names(self)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        WeightStore::contains(self, name)
+    }
+
+    fn info(&self, name: &str) -> Result<TensorInfo> {
+        WeightStore::info(self, name)
+    }
+
+    fn read_f32(&self, name: &str) -> Result<HostTensor> {
+        WeightStore::read_f32(self, name)
+    }
+
+    fn n_elements(&self) -> usize {
+        WeightStore::n_elements(self)
+    }
+
+    fn unread_names(&self) -> Vec<String> {
+        WeightStore::unread_names(self)
+    }
 }
