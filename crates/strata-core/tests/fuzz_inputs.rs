@@ -12,26 +12,13 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
+use rand::Rng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use strata_core::Model;
 use strata_core::config::hf::HfConfig;
 use strata_core::weights::WeightStore;
 
-fn cases(default: usize) -> usize {
-    std::env::var("STRATA_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rng(target: u64) -> StdRng {
-    let seed = std::env::var("STRATA_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_261_203);
-    StdRng::seed_from_u64(seed ^ target)
-}
+use common::{fuzz_cases as cases, fuzz_rng as rng};
 
 fn scratch(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("strata-fuzz-{tag}-{}", std::process::id()));

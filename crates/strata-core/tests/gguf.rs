@@ -6,11 +6,13 @@
 //! run a few hundred cases; `STRATA_FUZZ_CASES=100000 cargo test -p strata-core --test gguf
 //! -- --nocapture` runs a long campaign, with a seed from `STRATA_FUZZ_SEED` to reproduce one.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use rand::Rng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use safetensors::SafeTensors;
 use strata_core::Error;
 use strata_core::weights::gguf::{GgmlType, GgufArray, GgufFile, GgufValue};
@@ -833,20 +835,7 @@ fn unusual_but_valid_headers_are_read() {
 // ---------------------------------------------------------------------------------------------
 // Randomised headers
 
-fn cases(default: usize) -> usize {
-    std::env::var("STRATA_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rng(target: u64) -> StdRng {
-    let seed = std::env::var("STRATA_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_261_203);
-    StdRng::seed_from_u64(seed ^ target)
-}
+use common::{fuzz_cases as cases, fuzz_rng as rng};
 
 /// Whatever opened is usable: every getter and every tensor answers without panicking, and
 /// every refusal names the file.

@@ -131,3 +131,21 @@ pub fn capture_sites<B: Backend>(
         .expect("forward");
     capture.captured
 }
+
+/// Cases per randomised test: `STRATA_FUZZ_CASES`, or `default`.
+pub fn fuzz_cases(default: usize) -> usize {
+    std::env::var("STRATA_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The generator of one randomised target, seeded by `STRATA_FUZZ_SEED` (or a fixed seed).
+pub fn fuzz_rng(target: u64) -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    let seed = std::env::var("STRATA_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_261_203);
+    rand::rngs::StdRng::seed_from_u64(seed ^ target)
+}
