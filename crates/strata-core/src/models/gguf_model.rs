@@ -114,6 +114,10 @@ fn gguf_config(file: &GgufFile) -> Result<ModelConfig> {
             Some(_) => Ok(Some(file.get_f64(&key(name))?)),
         }
     };
+    // The sizes first: a damaged size key is named before anything else is read.
+    let n_layers = size("block_count")?;
+    let n_heads = size("attention.head_count")?;
+    let d_model = size("embedding_length")?;
     let vocab_size = match size("vocab_size")? {
         Some(n) => n,
         None => file.get_str_array("tokenizer.ggml.tokens")?.len(),
@@ -124,8 +128,6 @@ fn gguf_config(file: &GgufFile) -> Result<ModelConfig> {
             Some(_) => Ok(Some(u32::try_from(file.get_u64(name)?).unwrap_or(u32::MAX))),
         }
     };
-    let n_heads = size("attention.head_count")?;
-    let d_model = size("embedding_length")?;
     let head_dim = match (size("rope.dimension_count")?, n_heads, d_model) {
         (Some(rope), Some(h), Some(d)) if h > 0 && rope != d / h => Some(rope),
         _ => None,
@@ -134,7 +136,7 @@ fn gguf_config(file: &GgufFile) -> Result<ModelConfig> {
         model_type: Some("llama".into()),
         vocab_size: Some(vocab_size),
         hidden_size: d_model,
-        num_hidden_layers: size("block_count")?,
+        num_hidden_layers: n_layers,
         num_attention_heads: n_heads,
         num_key_value_heads: size("attention.head_count_kv")?,
         head_dim,
