@@ -33,6 +33,8 @@ enum Command {
     Spectra(commands::spectra::Args),
     /// Rank weight tensors by condition number and select the ones to fine-tune (KappaTune).
     Kappatune(commands::kappatune::Args),
+    /// Write a model (a `.gguf` file, say) as a Hugging Face folder.
+    Export(commands::export::Args),
 }
 
 fn main() -> ExitCode {
@@ -68,5 +70,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Ppl(args) => commands::ppl::run(args),
         Command::Spectra(args) => commands::spectra::run(args),
         Command::Kappatune(args) => commands::kappatune::run(args),
+        Command::Export(args) => commands::export::run(args),
     }
 }

@@ -147,3 +147,18 @@ fn smollm2_greedy_continuation_matches_hf() {
     let text = model.tokenizer().unwrap().decode(&got).unwrap();
     assert!(text.contains("Paris"), "{text:?}");
 }
+
+#[test]
+fn smollm2_exported_as_an_hf_folder_loads_to_the_same_model() {
+    let Some(path) = gguf() else { return };
+    let model = Model::<B>::load(&path, &Default::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("strata-smollm2-hf-{}", std::process::id()));
+    strata_core::models::export::save_hf(model.decoder().unwrap(), &dir).unwrap();
+    let again = Model::<B>::load(&dir, &Default::default()).unwrap();
+    assert_eq!(again.config.n_layers, 30);
+    let batch = TokenBatch::single(&[504, 3575, 282, 4649, 314]).unwrap();
+    let a = HostTensor::from_tensor(model.forward(&batch).unwrap());
+    let b = HostTensor::from_tensor(again.forward(&batch).unwrap());
+    assert_eq!(a, b, "the exported f32 weights are the dequantized ones");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use strata_core::weights::WeightStore;
+use strata_core::models::gguf_model::{GgufModel, is_gguf};
+use strata_core::weights::{WeightSource, WeightStore};
 
 use crate::config::{ExpertUnits, SpectraConfig};
 use crate::error::{Error, Result};
@@ -28,7 +29,7 @@ pub struct Progress<'a> {
 /// A progress callback; called from worker threads.
 pub type ProgressFn<'a> = &'a (dyn Fn(Progress<'_>) + Sync);
 
-/// Analyses every weight tensor of a model folder or `.safetensors` file.
+/// Analyses every weight tensor of a model folder, a `.safetensors` file or a `.gguf` file.
 ///
 /// Tensors are read one at a time per worker thread (memory-mapped, f16/bf16 widened to
 /// f32), so peak memory is about `n_threads` times the working set of the largest tensor
@@ -42,20 +43,27 @@ pub fn analyze_path(
     config: &SpectraConfig,
     progress: Option<ProgressFn<'_>>,
 ) -> Result<SpectraResult> {
-    let store = WeightStore::open(path).map_err(|source| Error::Open {
+    let open_error = |source| Error::Open {
         path: path.to_path_buf(),
         source: Box::new(source),
-    })?;
+    };
     let mut config = config.clone();
+    if is_gguf(path) && path.is_file() {
+        // A GGUF's tensors, dequantized, under their Hugging Face names.
+        let gguf = GgufModel::open(path).map_err(open_error)?;
+        return analyze_store(&gguf.source, path, &config, progress);
+    }
+    let store = WeightStore::open(path).map_err(open_error)?;
     if config.split_fused_qkv && config.n_heads.is_none() {
         config.n_heads = read_n_heads(path);
     }
     analyze_store(&store, path, &config, progress)
 }
 
-/// Analyses an open [`WeightStore`]; `path` names it in errors and in the result.
+/// Analyses open weights (safetensors, or a GGUF file's); `path` names them in errors and in
+/// the result.
 pub fn analyze_store(
-    store: &WeightStore,
+    store: &dyn WeightSource,
     path: &Path,
     config: &SpectraConfig,
     progress: Option<ProgressFn<'_>>,

@@ -126,7 +126,12 @@ pub(crate) fn plan(
 }
 
 fn skip_reason(name: &str, shape: &[usize], dtype: &str, config: &SpectraConfig) -> Option<String> {
-    if !matches!(dtype, "F32" | "F16" | "BF16" | "F64") {
+    // Float dtypes, and the GGUF block quantizations strata dequantizes on read (the spectrum
+    // is then that of the dequantized matrix, the one the model computes with).
+    let dequantized = strata_core::weights::gguf::GgmlType::SUPPORTED
+        .iter()
+        .any(|t| t.name() == dtype);
+    if !matches!(dtype, "F32" | "F16" | "BF16" | "F64") && !dequantized {
         return Some(format!("dtype {dtype} is not a floating-point weight"));
     }
     match shape.len() {

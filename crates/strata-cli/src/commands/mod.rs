@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod capture;
+pub mod export;
 pub mod generate;
 pub mod info;
 mod input;

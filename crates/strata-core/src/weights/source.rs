@@ -10,7 +10,7 @@ use super::{HostTensor, TensorInfo};
 use crate::error::{Error, Result};
 
 /// Tensors by HF name, read one at a time as f32.
-pub trait WeightSource {
+pub trait WeightSource: Send + Sync {
     /// The file (or index) named in error messages.
     fn source(&self) -> &Path;
 
