@@ -4,6 +4,7 @@
 //! - [`core`] (`strata-core`): Hugging Face checkpoints on burn, probes at every
 //!   TransformerLens site, generation, evaluation and fine-tuning.
 //! - [`spectra`] (`strata-spectra`): condition-number spectra of weight tensors and KappaTune.
+//! - [`massive`] (`strata-massive`): where the massive activations sit, layer by layer.
 //! - [`report`] (`strata-report`): tables and figures of analysis results.
 //!
 //! Each analysis is a crate of its own that depends only on `strata-core`; see the book for a
@@ -14,5 +15,6 @@
 #![warn(missing_docs)]
 
 pub use strata_core as core;
+pub use strata_massive as massive;
 pub use strata_report as report;
 pub use strata_spectra as spectra;

@@ -33,6 +33,8 @@ enum Command {
     Spectra(commands::spectra::Args),
     /// Rank weight tensors by condition number and select the ones to fine-tune (KappaTune).
     Kappatune(commands::kappatune::Args),
+    /// Where the massive activations sit: top magnitudes vs the median, layer by layer.
+    Massive(commands::massive::Args),
     /// Write a model (a `.gguf` file, say) as a Hugging Face folder.
     Export(commands::export::Args),
 }
@@ -71,5 +73,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Spectra(args) => commands::spectra::run(args),
         Command::Kappatune(args) => commands::kappatune::run(args),
         Command::Export(args) => commands::export::run(args),
+        Command::Massive(args) => commands::massive::run(args),
     }
 }

@@ -325,3 +325,50 @@ fn a_run_into_an_old_folder_writes_a_manifest_and_names_stale_files() {
     assert!(manifest["model"].as_str().unwrap().ends_with("llama-tiny"));
     assert!(manifest["finished_unix_s"].as_u64().unwrap() > 1_700_000_000);
 }
+
+#[test]
+fn massive_reports_every_layer_and_writes_its_tables() {
+    let out_dir = std::env::temp_dir().join(format!("strata-massive-{}", std::process::id()));
+    let corpus = workspace()
+        .join("datasets/kjv/valid.txt")
+        .display()
+        .to_string();
+    let run = strata(&[
+        "massive",
+        "--model",
+        &tiny_default(),
+        "--corpus",
+        &corpus,
+        "--seq-len",
+        "64",
+        "--n-seq",
+        "3",
+        "--abs-threshold",
+        "0",
+        "--ratio-threshold",
+        "1",
+        "--top-k",
+        "4",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let layers = std::fs::read_to_string(out_dir.join("layers.csv")).unwrap();
+    let n_layers = 4; // tiny-default
+    assert_eq!(layers.lines().count(), 1 + n_layers, "{layers}");
+    assert!(
+        layers.starts_with("layer,n_sequences,mean_top1"),
+        "{layers}"
+    );
+    let entries = std::fs::read_to_string(out_dir.join("entries.csv")).unwrap();
+    assert_eq!(entries.lines().count(), 1 + 4 * n_layers, "{entries}");
+    // Thresholds of 0 and 1x flag every kept entry.
+    assert!(
+        entries.lines().skip(1).all(|l| l.ends_with(",true")),
+        "{entries}"
+    );
+    fails_with(
+        &["massive", "--model", &tiny_default()],
+        &["--text or --corpus"],
+    );
+}

@@ -6,6 +6,7 @@ pub mod generate;
 pub mod info;
 mod input;
 pub mod kappatune;
+pub mod massive;
 mod model_args;
 pub mod ppl;
 pub mod spectra;
