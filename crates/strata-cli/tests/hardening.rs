@@ -349,6 +349,7 @@ fn massive_reports_every_layer_and_writes_its_tables() {
         "1",
         "--top-k",
         "4",
+        "--intervene",
         "--out",
         out_dir.to_str().unwrap(),
     ]);
@@ -362,6 +363,14 @@ fn massive_reports_every_layer_and_writes_its_tables() {
     );
     let entries = std::fs::read_to_string(out_dir.join("entries.csv")).unwrap();
     assert_eq!(entries.lines().count(), 1 + 4 * n_layers, "{entries}");
+    let intervention = std::fs::read_to_string(out_dir.join("intervention.csv")).unwrap();
+    let rows: Vec<&str> = intervention.lines().collect();
+    assert_eq!(rows.len(), 4, "{intervention}");
+    assert!(
+        rows[1].starts_with("none,")
+            && rows[2].starts_with("zero,")
+            && rows[3].starts_with("mean,")
+    );
     // Thresholds of 0 and 1x flag every kept entry.
     assert!(
         entries.lines().skip(1).all(|l| l.ends_with(",true")),

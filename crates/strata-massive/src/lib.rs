@@ -27,8 +27,10 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod intervene;
 mod probe;
 mod result;
 
+pub use intervene::{MassiveIntervention, Replacement};
 pub use probe::{MassiveConfig, MassiveProbe, measure};
 pub use result::{LayerStats, MassiveEntry, MassiveResult};

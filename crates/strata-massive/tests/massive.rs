@@ -169,3 +169,72 @@ fn padded_batches_are_refused() {
         .to_string();
     assert!(err.contains("unpadded"), "{err}");
 }
+
+#[test]
+fn the_intervention_replaces_exactly_the_massive_entries() {
+    use strata_massive::{MassiveIntervention, Replacement};
+    let model = model();
+    let d = model.config.d_model;
+    let ids = &sequences()[0];
+    // Plant two large values in block 0's output, dimension 5, positions 2 and 6.
+    let plant = move |x: burn::tensor::Tensor<B, 3>| {
+        let mut host = HostTensor::from_tensor(x);
+        host.data[2 * d + 5] = 4000.0;
+        host.data[6 * d + 5] = -3000.0;
+        host
+    };
+    let mut planted = FnProbe::<B, _>::new(
+        |site| site == Site::ResidPost { layer: 0 },
+        move |_, x, _| Ok(plant(x).into_device(&Default::default())),
+    );
+    let mut probe = MassiveProbe::new(model.config.n_layers, MassiveConfig::default());
+    model
+        .forward_with(
+            &TokenBatch::single(ids).unwrap(),
+            None,
+            &mut ProbeSet::one(&mut planted).with(&mut probe),
+        )
+        .unwrap();
+    let result = probe.into_result();
+    let mean = MassiveIntervention::from_result(&result, Replacement::Mean).unwrap();
+    assert_eq!((mean.layer, mean.dim, mean.value), (0, 5, 500.0));
+    let zero = MassiveIntervention::from_result(&result, Replacement::Zero).unwrap();
+    // Applied after the planting: the two entries become 0, nothing else changes.
+    let mut intervention = zero.clone();
+    let mut capture = Capture::new([Site::ResidPost { layer: 0 }]);
+    model
+        .forward_with(
+            &TokenBatch::single(ids).unwrap(),
+            None,
+            &mut ProbeSet::one(&mut planted)
+                .with(&mut intervention)
+                .with(&mut capture),
+        )
+        .unwrap();
+    let after = &capture.captured[&Site::ResidPost { layer: 0 }];
+    let mut plain = Capture::new([Site::ResidPost { layer: 0 }]);
+    model
+        .forward_with(
+            &TokenBatch::single(ids).unwrap(),
+            None,
+            &mut ProbeSet::one(&mut plain),
+        )
+        .unwrap();
+    let before = &plain.captured[&Site::ResidPost { layer: 0 }];
+    for (i, (&a, &b)) in after.data.iter().zip(&before.data).enumerate() {
+        if i == 2 * d + 5 || i == 6 * d + 5 {
+            assert_eq!(a, 0.0);
+        } else {
+            assert_eq!(a, b, "entry {i}");
+        }
+    }
+    // No massive entry: no intervention.
+    let none = measure(
+        &model,
+        &sequences(),
+        &MassiveConfig::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(MassiveIntervention::from_result(&none, Replacement::Zero).is_none());
+}

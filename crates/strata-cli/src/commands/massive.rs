@@ -40,6 +40,10 @@ pub struct Args {
     /// ... and is at least this many times its layer's median magnitude.
     #[arg(long, default_value_t = 1000.0)]
     pub ratio_threshold: f64,
+    /// Also replace the massive activations where they first appear, by zero and by their
+    /// mean, and report the perplexity of the measured sequences each way.
+    #[arg(long)]
+    pub intervene: bool,
     /// Folder for `layers.csv`, `entries.csv` and `massive.json`.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -157,7 +161,14 @@ fn massive_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
             token(e.token_id)
         );
     }
+    let mut interventions = Vec::new();
+    if args.intervene {
+        interventions = intervene(&model, &sequences, &result)?;
+    }
     if let Some(out) = &args.out {
+        if !interventions.is_empty() {
+            strata_report::write_table(&out.join("intervention.csv"), &interventions)?;
+        }
         let layers: Vec<LayerRow> = result
             .layers
             .iter()
@@ -191,16 +202,88 @@ fn massive_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         strata_report::write_table(&out.join("layers.csv"), &layers)?;
         strata_report::write_table(&out.join("entries.csv"), &entries)?;
         write_json_atomic(&out.join("massive.json"), &result)?;
-        RunManifest::new(
-            args.target.model.display().to_string(),
-            vec![
-                "layers.csv".into(),
-                "entries.csv".into(),
-                "massive.json".into(),
-            ],
-        )
-        .write(out)?;
+        let mut files = vec![
+            "layers.csv".to_string(),
+            "entries.csv".to_string(),
+            "massive.json".to_string(),
+        ];
+        if !interventions.is_empty() {
+            files.push("intervention.csv".into());
+        }
+        RunManifest::new(args.target.model.display().to_string(), files).write(out)?;
         say!("wrote {}", out.display());
     }
     Ok(())
+}
+
+/// One row of `intervention.csv`.
+#[derive(Serialize)]
+struct InterventionRow {
+    replacement: String,
+    layer: Option<usize>,
+    dim: Option<usize>,
+    value: Option<f64>,
+    ppl: f64,
+}
+
+/// Perplexity of the measured sequences (each its own window) plain, with the massive
+/// activations zeroed and set to their mean where they first appear.
+fn intervene<B: Backend>(
+    model: &strata_core::Model<B>,
+    sequences: &[Vec<u32>],
+    result: &strata_massive::MassiveResult,
+) -> Result<Vec<InterventionRow>> {
+    use strata_core::ProbeSet;
+    use strata_core::eval::{PerplexityConfig, perplexity};
+    use strata_massive::{MassiveIntervention, Replacement};
+    let seq_len = sequences.iter().map(Vec::len).min().unwrap_or(0);
+    let stream: Vec<u32> = sequences
+        .iter()
+        .flat_map(|s| s[..seq_len].iter().copied())
+        .collect();
+    let config = PerplexityConfig::new(seq_len, seq_len)?;
+    let ppl = |probes: &mut ProbeSet<'_, B>| -> Result<f64> {
+        Ok(perplexity(model, &stream, &config, probes, &mut |_, _| {})?.ppl())
+    };
+    let mut rows = vec![InterventionRow {
+        replacement: "none".into(),
+        layer: None,
+        dim: None,
+        value: None,
+        ppl: ppl(&mut ProbeSet::none())?,
+    }];
+    for replacement in [Replacement::Zero, Replacement::Mean] {
+        let Some(mut probe) = MassiveIntervention::from_result(result, replacement) else {
+            say!("no massive activations to intervene on");
+            return Ok(Vec::new());
+        };
+        let (layer, dim, value) = (probe.layer, probe.dim, probe.value);
+        // A zeroed model may produce non-finite log-likelihoods: report that as infinite.
+        let value_ppl = match ppl(&mut ProbeSet::one(&mut probe)) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("perplexity with the massive activations replaced: {e}");
+                f64::INFINITY
+            }
+        };
+        rows.push(InterventionRow {
+            replacement: format!("{replacement:?}").to_lowercase(),
+            layer: Some(layer),
+            dim: Some(dim),
+            value: Some(value),
+            ppl: value_ppl,
+        });
+    }
+    say!("perplexity of the measured sequences (each its own window):");
+    for row in &rows {
+        match (row.layer, row.dim, row.value) {
+            (Some(l), Some(d), Some(v)) => say!(
+                "  {:<5} block {l} dim {d} -> {v:.2}: PPL {:.3}",
+                row.replacement,
+                row.ppl
+            ),
+            _ => say!("  {:<5} PPL {:.3}", row.replacement, row.ppl),
+        }
+    }
+    Ok(rows)
 }
