@@ -29,6 +29,7 @@
 
 mod error;
 mod forgetting_figure;
+mod massive_figure;
 mod ranking_csv;
 mod spectra_csv;
 mod spectra_figures;
@@ -37,6 +38,7 @@ mod table;
 
 pub use error::{Error, Result};
 pub use forgetting_figure::{ForgettingPoint, plot_forgetting_vs_accuracy};
+pub use massive_figure::plot_massive_by_layer;
 pub use ranking_csv::{RANKING_COLUMNS, write_ranking_csv, write_ranking_rows};
 pub use spectra_csv::{SPECTRA_COLUMNS, spectra_row, write_spectra_csv, write_spectra_rows};
 pub use spectra_figures::{plot_esd, plot_kappa_by_layer};

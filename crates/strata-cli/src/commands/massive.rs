@@ -202,10 +202,19 @@ fn massive_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         strata_report::write_table(&out.join("layers.csv"), &layers)?;
         strata_report::write_table(&out.join("entries.csv"), &entries)?;
         write_json_atomic(&out.join("massive.json"), &result)?;
+        let title = format!(
+            "largest and median |h| by layer: {}",
+            args.target
+                .model
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        );
+        strata_report::plot_massive_by_layer(&result, &title, &out.join("massive_by_layer.svg"))?;
         let mut files = vec![
             "layers.csv".to_string(),
             "entries.csv".to_string(),
             "massive.json".to_string(),
+            "massive_by_layer.svg".to_string(),
         ];
         if !interventions.is_empty() {
             files.push("intervention.csv".into());
