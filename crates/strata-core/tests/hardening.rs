@@ -440,3 +440,15 @@ fn an_unreadable_dtype_and_an_unwritable_path_are_named_plainly() {
         "{err}"
     );
 }
+
+#[test]
+fn sizes_that_overflow_arithmetic_are_refused_not_panicked_on() {
+    // Found by the randomised config test: a huge head_dim overflowed the rotary width, and
+    // GPT-2's default MLP width (4 x hidden_size) can overflow too.
+    for (fixture, key) in [("llama-tiny", "head_dim"), ("gpt2-tiny", "n_embd")] {
+        let dir = scratch_copy(fixture, &format!("overflow-{key}"));
+        set_config(&dir, key, "18446744073709551615");
+        let err = Model::<B>::read_config(&dir).unwrap_err();
+        assert!(matches!(err, Error::BadConfig { .. }), "{key}: {err}");
+    }
+}

@@ -193,7 +193,7 @@ impl HfConfig {
             ));
         }
         let d_mlp = match family {
-            Family::Gpt2 => self.intermediate_size.unwrap_or(4 * d_model),
+            Family::Gpt2 => self.intermediate_size.unwrap_or(d_model.saturating_mul(4)),
             _ => need(self.intermediate_size, "intermediate_size")?,
         };
         let n_ctx = match family {
@@ -347,7 +347,8 @@ impl HfConfig {
             ));
         }
         // transformers rotates 2 * ceil(rotary_dim / 2) dims (an odd count rounds up).
-        if rotary_dim == 0 || rotary_dim.div_ceil(2) * 2 > d_head {
+        let rotated = rotary_dim.div_ceil(2).checked_mul(2);
+        if rotary_dim == 0 || rotated.is_none_or(|width| width > d_head) {
             return Err(bad(
                 "partial_rotary_factor",
                 format!(
