@@ -29,6 +29,7 @@
 
 mod error;
 mod forgetting_figure;
+mod layer_lines;
 mod massive_figure;
 mod ranking_csv;
 mod spectra_csv;

@@ -3,13 +3,9 @@
 
 use std::path::Path;
 
-use plotters::prelude::*;
 use strata_massive::MassiveResult;
 
-use crate::error::{Error, Result};
-
-/// Figure size in pixels.
-const SIZE: (u32, u32) = (960, 560);
+use crate::error::Result;
 
 /// Draws `log10` of the mean top-1/2/3 and median `|h|` against the layer.
 pub fn plot_massive_by_layer(result: &MassiveResult, title: &str, path: &Path) -> Result<()> {
@@ -48,7 +44,8 @@ pub fn plot_massive_by_layer(result: &MassiveResult, title: &str, path: &Path) -
                 .collect(),
         ),
     ];
-    let series: Vec<(&str, Vec<(f64, f64)>)> = series
+    // Magnitudes on a log scale: only positive finite values can be drawn.
+    let series = series
         .into_iter()
         .map(|(name, pts)| {
             let pts = pts
@@ -56,66 +53,17 @@ pub fn plot_massive_by_layer(result: &MassiveResult, title: &str, path: &Path) -
                 .filter(|(_, v)| v.is_finite() && *v > 0.0)
                 .map(|(x, v)| (x, v.log10()))
                 .collect();
-            (name, pts)
+            (name.to_string(), pts)
         })
         .collect();
-    let all: Vec<f64> = series
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|q| q.1))
-        .collect();
-    if all.is_empty() {
-        return Err(Error::NothingToPlot {
-            path: path.to_path_buf(),
-            reason: "no layer has a positive finite magnitude".into(),
-        });
-    }
-    let (y_min, y_max) = all
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
-    let x_max = result.layers.len().saturating_sub(1) as f64;
-    let pad = ((y_max - y_min) * 0.08).max(0.1);
-    let title = title.to_string();
-    let plot =
-        move |root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>| -> Result<(), String> {
-            root.fill(&WHITE).map_err(|e| e.to_string())?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(title, ("sans-serif", 20))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(56)
-                .build_cartesian_2d(-0.5..x_max + 0.5, (y_min - pad)..(y_max + pad))
-                .map_err(|e| e.to_string())?;
-            chart
-                .configure_mesh()
-                .x_desc("layer")
-                .y_desc("log10 |h| (mean over sequences)")
-                .draw()
-                .map_err(|e| e.to_string())?;
-            for (idx, (name, pts)) in series.iter().enumerate() {
-                let color = Palette99::pick(idx).to_rgba();
-                chart
-                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                    .map_err(|e| e.to_string())?
-                    .label(*name)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                    });
-                chart
-                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                    .map_err(|e| e.to_string())?;
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| e.to_string())?;
-            root.present().map_err(|e| e.to_string())
-        };
-    crate::svg::render_svg(path, SIZE, Box::new(plot))
+    crate::layer_lines::plot_layer_lines(
+        path,
+        title,
+        "log10 |h| (mean over sequences)",
+        series,
+        crate::layer_lines::LegendPosition::UpperLeft,
+        "no layer has a positive finite magnitude",
+    )
 }
 
 #[cfg(test)]

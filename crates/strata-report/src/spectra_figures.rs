@@ -29,60 +29,21 @@ pub fn plot_kappa_by_layer(result: &SpectraResult, path: &Path) -> Result<()> {
                 .push((layer_idx as f64, kappa.log10()));
         }
     }
-    if series.is_empty() {
-        return Err(Error::NothingToPlot {
-            path: path.to_path_buf(),
-            reason: "no analysed unit has a layer index and a finite kappa".into(),
-        });
-    }
-    let points = series.values().flatten();
-    let (x_max, y_min, y_max) = points
-        .fold((0.0f64, f64::INFINITY, f64::NEG_INFINITY), |acc, p| {
-            (acc.0.max(p.0), acc.1.min(p.1), acc.2.max(p.1))
-        });
-    let pad = ((y_max - y_min) * 0.08).max(0.1);
-    let plot = |root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>| -> Result<(), String> {
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "condition number by layer and module type",
-                ("sans-serif", 20),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d(-0.5..x_max + 0.5, (y_min - pad)..(y_max + pad))
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("layer")
-            .y_desc("log10 kappa")
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for (idx, (module_type, mut pts)) in series.clone().into_iter().enumerate() {
+    let series = series
+        .into_iter()
+        .map(|(module_type, mut pts)| {
             pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-            let color = Palette99::pick(idx).to_rgba();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(module_type)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(|e| e.to_string())?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())
-    };
-    crate::svg::render_svg(path, SIZE, Box::new(plot))
+            (module_type.to_string(), pts)
+        })
+        .collect();
+    crate::layer_lines::plot_layer_lines(
+        path,
+        "condition number by layer and module type",
+        "log10 kappa",
+        series,
+        crate::layer_lines::LegendPosition::UpperRight,
+        "no analysed unit has a layer index and a finite kappa",
+    )
 }
 
 /// The log-log ESD of one unit: `(log10 lambda, log10 density)` at each non-empty bin.
