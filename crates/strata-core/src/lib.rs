@@ -1,7 +1,8 @@
 //! Hugging Face transformer checkpoints on burn, with probes at every TransformerLens site.
 //!
 //! `strata-core` loads a model folder (`config.json`, safetensors weights, `tokenizer.json`)
-//! of the GPT-2, GPT-NeoX (Pythia), Llama, Mistral, Qwen2 or BERT families onto any burn
+//! of the GPT-2, GPT-NeoX (Pythia), Llama, Mistral, Qwen2 or BERT families, or a Llama-layout
+//! `.gguf` file, onto any burn
 //! device, runs batched forward passes, KV-cached generation and sliding-window perplexity,
 //! and lets analyses observe or replace the activation at any named [`Site`] through
 //! [`Probe`]s. Every analysis crate of strata stands on it.
@@ -23,13 +24,13 @@
 //!
 //! # What it does and does not do
 //! - Weights are memory-mapped and moved to the device one tensor at a time; f16 and bf16
-//!   files are upcast, and the model computes in f32.
+//!   files are upcast, GGUF block quantizations dequantized, and the model computes in f32.
 //! - With no probes attached, a forward pass is the plain forward pass.
 //! - Library code never names a backend: everything is generic over `B: Backend`. Binaries
 //!   choose one from a [`DeviceSpec`].
-//! - It fine-tunes ([`train`]: one training step, AdamW, frozen parameters) and does not
-//!   reach the network: models come
-//!   from local folders.
+//! - It evaluates with probes attached ([`eval`]) and fine-tunes ([`train`]: one training
+//!   step, AdamW, frozen parameters).
+//! - It does not reach the network: models come from local folders and `.gguf` files.
 //!
 //! # Cargo features
 //! - `wgpu`, `vulkan`, `metal`, `cuda`: the GPU backends (flex, the CPU backend, is always on).
