@@ -51,7 +51,7 @@ fn time(
     let rows: Vec<Vec<u32>> = (0..batch)
         .map(|_| {
             (0..seq)
-                .map(|_| rng.random_range(0..model.config.vocab_size as u32))
+                .map(|_| rng.random_range(0..model.config().vocab_size as u32))
                 .collect()
         })
         .collect();
@@ -69,7 +69,7 @@ fn time(
     for _ in 0..iters {
         plain.push(run(&mut ProbeSet::none())?);
         let mut capture =
-            Capture::new((0..model.config.n_layers).map(|layer| Site::ResidPost { layer }));
+            Capture::new((0..model.config().n_layers).map(|layer| Site::ResidPost { layer }));
         probed.push(run(&mut ProbeSet::one(&mut capture))?);
     }
     let median = |v: &mut Vec<f64>| {

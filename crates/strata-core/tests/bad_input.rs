@@ -169,7 +169,7 @@ fn token_id_outside_the_vocabulary_is_named() {
 #[test]
 fn sequence_past_the_learned_position_limit_is_an_error() {
     let model = load(&common::fixture("gpt2-tiny")).unwrap();
-    assert_eq!(model.config.n_ctx, 32);
+    assert_eq!(model.config().n_ctx, 32);
     assert!(
         model
             .forward(&TokenBatch::single(&[1; 32]).unwrap())

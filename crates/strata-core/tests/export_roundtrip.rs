@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use strata_core::models::export::save_hf;
-use strata_core::models::init::{INIT_STD, init_decoder};
+use strata_core::models::save_hf;
+use strata_core::models::{INIT_STD, init_decoder};
 use strata_core::weights::{HostTensor, WeightStore};
 use strata_core::{Model, ModelConfig, TokenBatch};
 
@@ -49,9 +49,9 @@ fn check_roundtrip(name: &str) {
     save_hf(model.decoder().unwrap(), &out).unwrap();
     let reloaded = Model::<B>::load(&out, &device).unwrap();
 
-    let mut expected_cfg = model.config.clone();
+    let mut expected_cfg = model.config().clone();
     expected_cfg.dtype = "float32".into();
-    assert_eq!(reloaded.config, expected_cfg, "{name}: config changed");
+    assert_eq!(reloaded.config(), &expected_cfg, "{name}: config changed");
 
     let before = logits(&model, &IDS);
     let after = logits(&reloaded, &IDS);
@@ -127,26 +127,51 @@ fn initialised_models_round_trip_and_follow_the_init_scheme() {
         cfg.tied_embeddings = tied;
         cfg.dtype = "float32".into();
         let decoder = init_decoder::<B>(&cfg, &device, 7).unwrap();
-
-        let embed = HostTensor::from_tensor(decoder.embed.weight.val());
-        assert!((std_of(&embed) / INIT_STD - 1.0).abs() < 0.05, "{name}");
-        let down = HostTensor::from_tensor(decoder.blocks[0].mlp.down.weight.val());
-        let scaled = INIT_STD / (2.0 * cfg.n_layers as f64).sqrt();
-        assert!((std_of(&down) / scaled - 1.0).abs() < 0.1, "{name}");
-        let ln = HostTensor::from_tensor(decoder.blocks[0].ln1.weight.val());
-        assert!(ln.data.iter().all(|&w| w == 1.0), "{name}");
-        assert_eq!(decoder.unembed.is_none(), tied, "{name}");
-
-        // Same seed, same weights; another seed, other weights.
-        let again = init_decoder::<B>(&cfg, &device, 7).unwrap();
-        let other = init_decoder::<B>(&cfg, &device, 8).unwrap();
-        assert_eq!(HostTensor::from_tensor(again.embed.weight.val()), embed);
-        assert_ne!(HostTensor::from_tensor(other.embed.weight.val()), embed);
-
         let out = scratch(&format!("init-{name}"));
         save_hf(&decoder, &out).unwrap();
+
+        // The saved checkpoint, read back under its HF names.
+        let (embed_name, down_name, ln_name, head_name) = if name.starts_with("llama") {
+            (
+                "model.embed_tokens.weight",
+                "model.layers.0.mlp.down_proj.weight",
+                "model.layers.0.input_layernorm.weight",
+                "lm_head.weight",
+            )
+        } else {
+            (
+                "gpt_neox.embed_in.weight",
+                "gpt_neox.layers.0.mlp.dense_4h_to_h.weight",
+                "gpt_neox.layers.0.input_layernorm.weight",
+                "embed_out.weight",
+            )
+        };
+        let saved = WeightStore::open(&out).unwrap();
+        let embed = saved.read_f32(embed_name).unwrap();
+        assert!((std_of(&embed) / INIT_STD - 1.0).abs() < 0.05, "{name}");
+        let down = saved.read_f32(down_name).unwrap();
+        let scaled = INIT_STD / (2.0 * cfg.n_layers as f64).sqrt();
+        assert!((std_of(&down) / scaled - 1.0).abs() < 0.1, "{name}");
+        let ln = saved.read_f32(ln_name).unwrap();
+        assert!(ln.data.iter().all(|&w| w == 1.0), "{name}");
+        assert_eq!(!saved.contains(head_name), tied, "{name}");
+
+        // Same seed, same weights; another seed, other weights.
+        let embedding_of = |seed: u64| {
+            let dir = scratch(&format!("init-{name}-seed{seed}"));
+            save_hf(&init_decoder::<B>(&cfg, &device, seed).unwrap(), &dir).unwrap();
+            let t = WeightStore::open(&dir)
+                .unwrap()
+                .read_f32(embed_name)
+                .unwrap();
+            std::fs::remove_dir_all(&dir).unwrap();
+            t
+        };
+        assert_eq!(embedding_of(7), embed);
+        assert_ne!(embedding_of(8), embed);
+
         let reloaded = Model::<B>::load(&out, &device).unwrap();
-        assert_eq!(reloaded.config, cfg, "{name}");
+        assert_eq!(reloaded.config(), &cfg, "{name}");
         let ids = &IDS[..8];
         let direct =
             HostTensor::from_tensor(decoder.forward(&TokenBatch::single(ids).unwrap()).unwrap());

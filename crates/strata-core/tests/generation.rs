@@ -197,7 +197,7 @@ fn an_observing_probe_leaves_the_forward_pass_unchanged() {
     drop(observe);
     assert_eq!(plain, probed);
     // Every rank-3 site (the pattern is seen through `hook_pattern`, not a closure).
-    let rank3 = Site::all(&model.config)
+    let rank3 = Site::all(&model.config())
         .iter()
         .filter(|s| s.rank() == 3)
         .count();
@@ -322,7 +322,7 @@ fn a_skipped_layer_passes_its_input_through_for_the_chosen_tokens() {
     let after = &capture.captured[&sites[1]];
     // HF's own resid_post of block 1 (no skipping) for the odd positions.
     let (_, hf_after) = reference("gpt-neox-serial-tiny", "blocks.1.hook_resid_post");
-    let d = model.config.d_model;
+    let d = model.config().d_model;
     for p in 0..ids.len() {
         let row = |t: &HostTensor| t.data[p * d..(p + 1) * d].to_vec();
         if p % 2 == 0 {
@@ -378,7 +378,7 @@ fn hook_context_carries_true_positions_under_left_padding() {
     assert_eq!(seen[0].0, vec![0, 1, 2, 0, 0, 0]);
     assert_eq!(seen[0].1, Some(vec![true, true, true, false, false, true]));
     // Padding slots hold the pad id (the model's end-of-sequence token).
-    let pad = model.config.eos_token_id.unwrap_or(0);
+    let pad = model.config().eos_token_id.unwrap_or(0);
     assert_eq!(seen[0].2, vec![5, 6, 7, pad, pad, 9]);
     // Step 1: one new token per row, at positions 3 and 1.
     assert_eq!(seen[1].0, vec![3, 1]);
@@ -412,7 +412,7 @@ fn a_per_step_skip_rule_runs_through_generation() {
     assert_eq!(same, plain);
     assert_eq!(
         n_asked,
-        6 * model.config.n_layers,
+        6 * model.config().n_layers,
         "asked per block per step"
     );
 
@@ -457,7 +457,7 @@ fn skipping_every_block_leaves_the_logit_lens_of_the_embedding() {
     let model = load("llama-tiny");
     let (_, ids) = reference_ids("llama-tiny", "input_ids");
     let batch = TokenBatch::single(&ids).unwrap();
-    let mut skip = LayerSkip::<B>::layers(0..model.config.n_layers);
+    let mut skip = LayerSkip::<B>::layers(0..model.config().n_layers);
     let mut capture = Capture::new([Site::Embed]);
     let logits = model
         .forward_with(
@@ -484,7 +484,7 @@ fn unembedding_the_last_residual_gives_the_hf_logits() {
         let model = load(fixture);
         let (_, ids) = reference_ids(fixture, "input_ids");
         let last = Site::ResidPost {
-            layer: model.config.n_layers - 1,
+            layer: model.config().n_layers - 1,
         };
         let mut capture = Capture::new([last]);
         model

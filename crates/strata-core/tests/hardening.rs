@@ -168,13 +168,13 @@ fn unused_tensors_are_reported() {
     write_safetensors(&path, &tensors, None).unwrap();
     let model = load(&dir).unwrap();
     assert_eq!(
-        model.unused_tensors,
+        model.unused_tensors(),
         vec!["model.layers.7.mlp.gate_proj.weight".to_string()]
     );
     assert!(
         load(&common::fixture("llama-tiny"))
             .unwrap()
-            .unused_tensors
+            .unused_tensors()
             .is_empty()
     );
 }
@@ -206,7 +206,7 @@ fn a_tied_config_ignores_a_separate_head_as_transformers_does() {
     index["weight_map"]["lm_head.weight"] = "extra.safetensors".into();
     std::fs::write(&index_path, index.to_string()).unwrap();
     let model = load(&dir).unwrap();
-    assert_eq!(model.unused_tensors, vec!["lm_head.weight".to_string()]);
+    assert_eq!(model.unused_tensors(), vec!["lm_head.weight".to_string()]);
     let logits = model.forward(&TokenBatch::single(&ids).unwrap()).unwrap();
     let (shape, expected) = common::reference("qwen2-tiny", "logits");
     common::assert_close(
@@ -242,7 +242,7 @@ fn an_index_cannot_point_outside_the_model_folder() {
 fn inputs_longer_than_the_context_are_refused_up_front() {
     for fixture in ["gpt2-tiny", "llama-tiny"] {
         let model = load(&common::fixture(fixture)).unwrap();
-        let n_ctx = model.config.n_ctx;
+        let n_ctx = model.config().n_ctx;
         // 100k tokens: refused before any allocation (no 14 GB mask).
         let long = vec![1u32; 100_000];
         let err = model

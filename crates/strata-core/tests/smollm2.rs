@@ -66,7 +66,7 @@ fn smollm2_tokenizer_matches_hf_on_varied_strings() {
 fn smollm2_logits_and_residuals_match_hf() {
     let Some(path) = gguf() else { return };
     let model = Model::<B>::load(&path, &Default::default()).unwrap();
-    let cfg = &model.config;
+    let cfg = &model.config();
     assert_eq!(
         (
             cfg.n_layers,
@@ -153,9 +153,9 @@ fn smollm2_exported_as_an_hf_folder_loads_to_the_same_model() {
     let Some(path) = gguf() else { return };
     let model = Model::<B>::load(&path, &Default::default()).unwrap();
     let dir = std::env::temp_dir().join(format!("strata-smollm2-hf-{}", std::process::id()));
-    strata_core::models::export::save_hf(model.decoder().unwrap(), &dir).unwrap();
+    strata_core::models::save_hf(model.decoder().unwrap(), &dir).unwrap();
     let again = Model::<B>::load(&dir, &Default::default()).unwrap();
-    assert_eq!(again.config.n_layers, 30);
+    assert_eq!(again.config().n_layers, 30);
     let batch = TokenBatch::single(&[504, 3575, 282, 4649, 314]).unwrap();
     let a = HostTensor::from_tensor(model.forward(&batch).unwrap());
     let b = HostTensor::from_tensor(again.forward(&batch).unwrap());

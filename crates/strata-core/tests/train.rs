@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use strata_core::Model;
-use strata_core::models::decoder::Decoder;
+use strata_core::models::Decoder;
 use strata_core::train::{
     AdamWSettings, FineTuneConfig, TrainBatch, TrainableParams, fine_tune, named_params,
 };

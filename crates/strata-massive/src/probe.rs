@@ -202,7 +202,7 @@ pub fn measure<B: Backend>(
             reason: "must be at least 1".into(),
         });
     }
-    let mut probe = MassiveProbe::new(model.config.n_layers, config.clone());
+    let mut probe = MassiveProbe::new(model.config().n_layers, config.clone());
     for (i, ids) in sequences.iter().enumerate() {
         let batch = TokenBatch::single(ids)?;
         model.forward_with(&batch, None, &mut ProbeSet::one(&mut probe))?;

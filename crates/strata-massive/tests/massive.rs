@@ -46,7 +46,7 @@ fn statistics_match_a_host_reference() {
         ..Default::default()
     };
     let result = measure(&model, &sequences(), &config, &mut |_, _| {}).unwrap();
-    let n_layers = model.config.n_layers;
+    let n_layers = model.config().n_layers;
     let sites: Vec<Site> = (0..n_layers)
         .map(|layer| Site::ResidPost { layer })
         .collect();
@@ -115,7 +115,7 @@ fn two_shards_merge_to_the_whole() {
 #[test]
 fn a_planted_massive_value_is_found_where_it_was_put() {
     let model = model();
-    let d = model.config.d_model;
+    let d = model.config().d_model;
     // Write 5000 into block 1's output at position 3, dimension 7.
     let mut plant = FnProbe::<B, _>::new(
         |site| site == Site::ResidPost { layer: 1 },
@@ -125,7 +125,7 @@ fn a_planted_massive_value_is_found_where_it_was_put() {
             Ok(host.into_device(&Default::default()))
         },
     );
-    let mut probe = MassiveProbe::new(model.config.n_layers, MassiveConfig::default());
+    let mut probe = MassiveProbe::new(model.config().n_layers, MassiveConfig::default());
     model
         .forward_with(
             &TokenBatch::single(&sequences()[0]).unwrap(),
@@ -147,7 +147,7 @@ fn a_planted_massive_value_is_found_where_it_was_put() {
         abs_threshold: 6000.0,
         ..Default::default()
     };
-    let mut probe = MassiveProbe::new(model.config.n_layers, strict);
+    let mut probe = MassiveProbe::new(model.config().n_layers, strict);
     model
         .forward_with(
             &TokenBatch::single(&sequences()[0]).unwrap(),
@@ -162,7 +162,7 @@ fn a_planted_massive_value_is_found_where_it_was_put() {
 fn padded_batches_are_refused() {
     let model = model();
     let batch = TokenBatch::padded(&[vec![1, 2, 3], vec![4]], 0, PadSide::Right).unwrap();
-    let mut probe = MassiveProbe::new(model.config.n_layers, MassiveConfig::default());
+    let mut probe = MassiveProbe::new(model.config().n_layers, MassiveConfig::default());
     let err = model
         .forward_with(&batch, None, &mut ProbeSet::one(&mut probe))
         .unwrap_err()
@@ -174,7 +174,7 @@ fn padded_batches_are_refused() {
 fn the_intervention_replaces_exactly_the_massive_entries() {
     use strata_massive::{MassiveIntervention, Replacement};
     let model = model();
-    let d = model.config.d_model;
+    let d = model.config().d_model;
     let ids = &sequences()[0];
     // Plant two large values in block 0's output, dimension 5, positions 2 and 6.
     let plant = move |x: burn::tensor::Tensor<B, 3>| {
@@ -187,7 +187,7 @@ fn the_intervention_replaces_exactly_the_massive_entries() {
         |site| site == Site::ResidPost { layer: 0 },
         move |_, x, _| Ok(plant(x).into_device(&Default::default())),
     );
-    let mut probe = MassiveProbe::new(model.config.n_layers, MassiveConfig::default());
+    let mut probe = MassiveProbe::new(model.config().n_layers, MassiveConfig::default());
     model
         .forward_with(
             &TokenBatch::single(ids).unwrap(),

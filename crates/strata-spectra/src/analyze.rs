@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use strata_core::models::gguf_model::{GgufModel, is_gguf};
+use strata_core::models::{GgufModel, is_gguf};
 use strata_core::weights::{WeightSource, WeightStore};
 
 use crate::config::{ExpertUnits, SpectraConfig};

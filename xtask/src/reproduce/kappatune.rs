@@ -28,19 +28,20 @@ use strata_core::eval::{
     ExactMatchItem, PerplexityConfig, exact_match, leading_number, perplexity,
 };
 use strata_core::generate::{GenerateConfig, Sampling};
-use strata_core::models::Architecture;
-use strata_core::models::decoder::Decoder;
+use strata_core::models::Decoder;
 use strata_core::probe::ProbeSet;
 use strata_core::train::{FineTuneConfig, TrainableParams, mean_tail};
 use strata_spectra::{Budget, SpectraConfig, analyze_path, select};
 
 use crate::paths::Paths;
 use crate::read_lines;
-use crate::train::data::{Blocks, SplitMix64, token_stream};
+use crate::train::data::{Blocks, permutation, token_stream};
 use crate::train::run::adamw;
 use crate::train::schedule::learning_rate;
 use crate::train::spec::{TrainSpec, default_preset};
 use crate::train_tokenizer::END_OF_TEXT;
+use rand::SeedableRng;
+use rand_xoshiro::SplitMix64;
 
 type TrainBackend = Autodiff<Flex>;
 
@@ -211,7 +212,7 @@ pub fn arithmetic_accuracy(
 
 /// KJV perplexity of the stream prefix, window = the model's context, stride half of it.
 fn kjv_ppl(model: &Model<Flex>, stream: &[u32]) -> Result<f64> {
-    let window = model.config.n_ctx;
+    let window = model.config().n_ctx;
     let config = PerplexityConfig::new(window, window / 2)?;
     Ok(perplexity(
         model,
@@ -288,7 +289,7 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Vec<RunRow>> {
     for method in Method::ALL {
         let tensors = chosen(method);
         let model = Model::<TrainBackend>::load(&model_dir, &device)?;
-        let (config, dir) = (model.config.clone(), model.dir.clone());
+        let dir = model.source_path().to_path_buf();
         let decoder = model.into_decoder()?;
         let freeze = match &tensors {
             Some(names) => TrainableParams::only(&decoder, &names.iter().cloned().collect())?,
@@ -297,13 +298,7 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Vec<RunRow>> {
         let t0 = Instant::now();
         let (decoder, losses) = fine_tune(&spec, cfg.target_loss, &blocks, decoder, &freeze)?;
         let train_seconds = t0.elapsed().as_secs_f64();
-        let tuned = Model::<Flex> {
-            arch: Architecture::Decoder(decoder.valid()),
-            config,
-            tokenizer: None,
-            dir,
-            unused_tensors: Vec::new(),
-        };
+        let tuned = Model::<Flex>::from_decoder(decoder.valid(), None, dir);
         let ppl_after = kjv_ppl(&tuned, &kjv)?;
         let task_accuracy = arithmetic_accuracy(&tuned, &tokenizer, eot, &items)?;
         let final_train_loss = mean_tail(&losses, LOSS_WINDOW);
@@ -343,12 +338,8 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Vec<RunRow>> {
 /// `k` of `names` drawn without replacement by a seeded Fisher-Yates shuffle, in `names`
 /// order.
 pub fn random_subset(names: &[String], k: usize, seed: u64) -> Vec<String> {
-    let mut rng = SplitMix64(seed ^ 0x6b61_7070_6174_756e);
-    let mut idx: Vec<usize> = (0..names.len()).collect();
-    for i in (1..idx.len()).rev() {
-        let j = (rng.next() % (i as u64 + 1)) as usize;
-        idx.swap(i, j);
-    }
+    let rng = SplitMix64::seed_from_u64(seed ^ 0x6b61_7070_6174_756e);
+    let idx = permutation(names.len(), rng);
     let mut pick: Vec<usize> = idx.into_iter().take(k).collect();
     pick.sort_unstable();
     pick.into_iter().map(|i| names[i].clone()).collect()

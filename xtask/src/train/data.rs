@@ -3,6 +3,8 @@
 //! uninterrupted one would.
 
 use anyhow::{Result, ensure};
+use rand::{RngCore, SeedableRng};
+use rand_xoshiro::SplitMix64;
 use strata_core::train::TrainBatch;
 use tokenizers::Tokenizer;
 
@@ -79,27 +81,24 @@ impl Blocks {
 
     /// A Fisher-Yates permutation of the blocks, seeded by the run seed and the epoch.
     fn epoch_order(&self, epoch: usize) -> Vec<usize> {
-        let mut rng = SplitMix64(self.seed ^ (epoch as u64).wrapping_mul(0xa076_1d64_78bd_642f));
-        let mut order: Vec<usize> = (0..self.n_blocks).collect();
-        for i in (1..order.len()).rev() {
-            let j = (rng.next() % (i as u64 + 1)) as usize;
-            order.swap(i, j);
-        }
-        order
+        let rng = SplitMix64::seed_from_u64(
+            self.seed ^ (epoch as u64).wrapping_mul(0xa076_1d64_78bd_642f),
+        );
+        permutation(self.n_blocks, rng)
     }
 }
 
-/// SplitMix64: a tiny generator that is the same on every platform and crate version.
-pub(crate) struct SplitMix64(pub(crate) u64);
-
-impl SplitMix64 {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+/// A seeded permutation of `0..n`: Fisher-Yates drawing `next_u64() % (i + 1)`. Written out
+/// rather than `SliceRandom::shuffle` because the shipped tiny models and the published
+/// KappaTune table were made with exactly this order; rand's shuffle draws its indices
+/// differently and would change them.
+pub(crate) fn permutation(n: usize, mut rng: SplitMix64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..order.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
     }
+    order
 }
 
 #[cfg(test)]

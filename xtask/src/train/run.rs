@@ -21,9 +21,9 @@ use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use strata_core::ModelConfig;
-use strata_core::models::decoder::Decoder;
-use strata_core::models::export::save_hf;
-use strata_core::models::init::init_decoder;
+use strata_core::models::Decoder;
+use strata_core::models::init_decoder;
+use strata_core::models::save_hf;
 use strata_core::train::{AdamWSettings, train_step};
 
 use super::data::Blocks;

@@ -100,7 +100,7 @@ impl TrainSpec {
                 a.model_type
             ));
         }
-        strata_core::models::init::check_config(&cfg).map_err(|e| anyhow!("{what}: {e}"))?;
+        strata_core::models::check_config(&cfg).map_err(|e| anyhow!("{what}: {e}"))?;
         Ok(cfg)
     }
 }

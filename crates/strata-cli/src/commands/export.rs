@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use burn::backend::Flex;
 use strata_core::Model;
 use strata_core::io::{RunManifest, write_bytes_atomic};
-use strata_core::models::export::save_hf;
+use strata_core::models::save_hf;
 
 /// Arguments of `strata export`.
 #[derive(Debug, clap::Args)]
@@ -26,7 +26,7 @@ pub fn run(args: &Args) -> Result<()> {
     save_hf(model.decoder()?, &args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let mut files = vec!["config.json".to_string(), "model.safetensors".to_string()];
-    if let Some(tokenizer) = &model.tokenizer {
+    if let Some(tokenizer) = model.tokenizer_if_any() {
         let json = tokenizer
             .inner()
             .to_string(true)

@@ -49,7 +49,7 @@ fn generate_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
             None => Sampling::Greedy,
         },
         seed: args.seed,
-        eos_token_id: model.config.eos_token_id,
+        eos_token_id: model.config().eos_token_id,
     };
     let start = std::time::Instant::now();
     let new = generate(&model, &prompt, &config, &mut ProbeSet::none())?;
@@ -57,7 +57,7 @@ fn generate_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         tracing::warn!("the model generated no tokens");
     }
     let secs = start.elapsed().as_secs_f64();
-    match &model.tokenizer {
+    match model.tokenizer_if_any() {
         Some(tok) => {
             say!("{}{}", tok.decode(&prompt)?, tok.decode(&new)?);
         }

@@ -23,7 +23,7 @@ pub fn run(args: &Args) -> Result<()> {
     strata_core::config::limits::check_weights_fit(
         &cfg,
         n_params,
-        &if strata_core::models::gguf_model::is_gguf(&args.model) {
+        &if strata_core::models::is_gguf(&args.model) {
             args.model.clone()
         } else {
             args.model.join("config.json")

@@ -27,7 +27,7 @@ impl InputArgs {
             bail!("empty input: --token-ids has no ids");
         }
         strata_core::TokenBatch::single(&ids)?
-            .check_vocab(model.config.vocab_size)
+            .check_vocab(model.config().vocab_size)
             .context("checking the input tokens")?;
         Ok(ids)
     }

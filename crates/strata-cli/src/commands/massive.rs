@@ -91,7 +91,7 @@ fn massive_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading corpus {}", path.display()))?;
             let stream = corpus::frame_lines(tokenizer, text.lines())?;
-            let seq_len = args.seq_len.unwrap_or(model.config.n_ctx.min(256));
+            let seq_len = args.seq_len.unwrap_or(model.config().n_ctx.min(256));
             if seq_len == 0 || args.n_seq == 0 {
                 bail!("--seq-len and --n-seq must be at least 1");
             }

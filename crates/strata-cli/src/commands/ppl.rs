@@ -66,10 +66,10 @@ fn ppl_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     if let Some(n) = args.max_tokens {
         tokens.truncate(n);
     }
-    let window = args.window.unwrap_or(model.config.n_ctx.min(1024));
+    let window = args.window.unwrap_or(model.config().n_ctx.min(1024));
     let stride = args.stride.unwrap_or((window / 2).max(1));
     let config = PerplexityConfig::new(window, stride)?;
-    config.check_fits(&model.config)?;
+    config.check_fits(&model.config())?;
     let bar = progress::bar(tokens.len() as u64, "tokens");
     let result = perplexity(
         &model,

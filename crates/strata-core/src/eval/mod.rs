@@ -23,7 +23,7 @@
 //! let model = Model::<Flex>::load("datasets/models/tiny-default".as_ref(), &Default::default())?;
 //! let text = std::fs::read_to_string("datasets/kjv/valid.txt").unwrap();
 //! let stream = corpus::frame_lines(model.tokenizer()?, text.lines())?;
-//! let config = PerplexityConfig::for_model(&model.config)?;
+//! let config = PerplexityConfig::for_model(model.config())?;
 //! let result = perplexity(&model, &stream, &config, &mut ProbeSet::none(), &mut |_, _| {})?;
 //! println!("PPL {:.2}", result.ppl());
 //! # Ok(()) }

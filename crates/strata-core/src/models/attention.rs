@@ -13,37 +13,37 @@ use crate::probe::{HookContext, ProbeSet, Site};
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
     /// Query projection, `[d_model, n_heads * d_head]`.
-    pub q: Linear<B>,
+    pub(crate) q: Linear<B>,
     /// Key projection, `[d_model, n_kv_heads * d_head]`.
-    pub k: Linear<B>,
+    pub(crate) k: Linear<B>,
     /// Value projection, `[d_model, n_kv_heads * d_head]`.
-    pub v: Linear<B>,
+    pub(crate) v: Linear<B>,
     /// Output projection, `[n_heads * d_head, d_model]`.
-    pub o: Linear<B>,
+    pub(crate) o: Linear<B>,
     /// Query heads.
-    pub n_heads: usize,
+    pub(crate) n_heads: usize,
     /// Key/value heads.
-    pub n_kv_heads: usize,
+    pub(crate) n_kv_heads: usize,
     /// Width of one head.
-    pub d_head: usize,
+    pub(crate) d_head: usize,
 }
 
 /// Keys and values of the tokens seen so far, for one layer.
 #[derive(Debug, Clone)]
 pub struct LayerCache<B: Backend> {
     /// `[batch, n_kv_heads, n_cached, d_head]`.
-    pub keys: Tensor<B, 4>,
+    pub(crate) keys: Tensor<B, 4>,
     /// `[batch, n_kv_heads, n_cached, d_head]`.
-    pub values: Tensor<B, 4>,
+    pub(crate) values: Tensor<B, 4>,
 }
 
 /// Rotary tables for one forward call, shared by every layer.
 #[derive(Debug, Clone)]
 pub struct RotaryTables<B: Backend> {
     /// `[batch, 1, pos, rotary_dim]`.
-    pub cos: Tensor<B, 4>,
+    pub(crate) cos: Tensor<B, 4>,
     /// `[batch, 1, pos, rotary_dim]`.
-    pub sin: Tensor<B, 4>,
+    pub(crate) sin: Tensor<B, 4>,
 }
 
 impl<B: Backend> Attention<B> {

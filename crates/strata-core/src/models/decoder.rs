@@ -27,31 +27,38 @@ pub struct DecoderBlock<B: Backend> {
     /// Norm before attention.
     pub ln1: NormLayer<B>,
     /// Self-attention.
-    pub attn: Attention<B>,
+    pub(crate) attn: Attention<B>,
     /// Norm before the MLP.
     pub ln2: NormLayer<B>,
     /// The MLP.
-    pub mlp: Mlp<B>,
+    pub(crate) mlp: Mlp<B>,
     /// GPT-NeoX parallel residual: both branches read the block input.
-    pub parallel_residual: bool,
+    pub(crate) parallel_residual: bool,
 }
 
 /// A causal language model.
 #[derive(Module, Debug)]
 pub struct Decoder<B: Backend> {
     /// Token embedding, `[d_vocab, d_model]`.
-    pub embed: Embedding<B>,
+    pub(crate) embed: Embedding<B>,
     /// Learned position embedding, `[n_ctx, d_model]` (GPT-2 only).
-    pub pos_embed: Option<Embedding<B>>,
+    pub(crate) pos_embed: Option<Embedding<B>>,
     /// The blocks.
-    pub blocks: Vec<DecoderBlock<B>>,
+    pub(crate) blocks: Vec<DecoderBlock<B>>,
     /// Final norm.
-    pub ln_final: NormLayer<B>,
+    pub(crate) ln_final: NormLayer<B>,
     /// Unembedding, `[d_model, d_vocab]`; `None` when tied to `embed`.
-    pub unembed: Option<Linear<B>>,
+    pub(crate) unembed: Option<Linear<B>>,
     /// The configuration this model was built from.
     #[module(skip)]
-    pub config: ModelConfig,
+    pub(crate) config: ModelConfig,
+}
+
+impl<B: Backend> Decoder<B> {
+    /// The configuration this decoder was built from.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
 }
 
 impl<B: Backend> DecoderBlock<B> {

@@ -2,8 +2,9 @@
 //!
 //! [`save_hf`] writes `config.json` (the keys transformers' `GPTNeoXConfig`, `LlamaConfig`,
 //! `MistralConfig`, `Qwen2Config` or `GPT2Config` reads) and `model.safetensors` (f32, HF
-//! tensor names and PyTorch layouts), so the folder loads in strata and in transformers'
-//! `AutoModelForCausalLM` alike. Every rename is written as `// strata part -> hf name`;
+//! tensor names from [`super::hf_names`] and PyTorch layouts), so the folder loads in strata and
+//! in transformers' `AutoModelForCausalLM` alike. Every rename is written as
+//! `// strata part -> hf part`;
 //! the transposes (burn `[d_in, d_out]` to torch `[d_out, d_in]`) and the re-fusing of
 //! GPT-NeoX's `query_key_value` are explicit steps.
 
@@ -14,6 +15,7 @@ use burn::tensor::backend::Backend;
 use serde_json::{Map, Value, json};
 
 use super::decoder::Decoder;
+use super::hf_names::{HfNames, QkvNames};
 use super::loader::neox_qkv_indices;
 use super::norm::NormLayer;
 use crate::config::{Family, ModelConfig, Positions, RopeScaling};
@@ -314,110 +316,121 @@ fn embedding<B: Backend>(e: &burn::nn::Embedding<B>) -> HostTensor {
 }
 
 fn gpt2_tensors<B: Backend>(decoder: &Decoder<B>) -> Vec<(String, HostTensor)> {
+    let n = names_of(decoder);
     let mut out = Tensors::default();
-    // embed -> transformer.wte, pos_embed -> transformer.wpe
-    out.push("transformer.wte.weight".into(), embedding(&decoder.embed));
-    if let Some(pos) = &decoder.pos_embed {
-        out.push("transformer.wpe.weight".into(), embedding(pos));
+    // embed -> wte, pos_embed -> wpe
+    out.push(
+        format!("{}{}.weight", n.body, n.embed),
+        embedding(&decoder.embed),
+    );
+    if let (Some(pos), Some(name)) = (&decoder.pos_embed, n.pos_embed) {
+        out.push(format!("{}{name}.weight", n.body), embedding(pos));
     }
     for (l, block) in decoder.blocks.iter().enumerate() {
-        let b = format!("transformer.h.{l}");
-        // ln1 -> h.{l}.ln_1
-        out.norm(&format!("{b}.ln_1"), &block.ln1);
-        // attn.{q,k,v} [d, d] each -> h.{l}.attn.c_attn [d, 3d]: concatenate the columns.
+        let b = n.block(n.body, l);
+        // ln1 -> ln_1
+        out.norm(&format!("{b}.{}", n.ln1), &block.ln1);
+        // attn.{q,k,v} [d, d] each -> attn.c_attn [d, 3d]: concatenate the columns.
+        let qkv = format!("{b}.{}", n.fused_qkv());
         let parts = [&block.attn.q, &block.attn.k, &block.attn.v];
         let weights: Vec<HostTensor> = parts.iter().map(|l| weight(l)).collect();
-        out.push(format!("{b}.attn.c_attn.weight"), concat_columns(&weights));
+        out.push(format!("{qkv}.weight"), concat_columns(&weights));
         let biases: Vec<HostTensor> = parts.iter().filter_map(|l| bias(l)).collect();
         if biases.len() == 3 {
-            out.push(format!("{b}.attn.c_attn.bias"), concat_vectors(&biases));
+            out.push(format!("{qkv}.bias"), concat_vectors(&biases));
         }
-        // attn.o -> h.{l}.attn.c_proj
-        out.conv1d(&format!("{b}.attn.c_proj"), &block.attn.o);
-        // ln2 -> h.{l}.ln_2
-        out.norm(&format!("{b}.ln_2"), &block.ln2);
-        // mlp.up_or_gate -> h.{l}.mlp.c_fc, mlp.down -> h.{l}.mlp.c_proj
-        out.conv1d(&format!("{b}.mlp.c_fc"), &block.mlp.up_or_gate);
-        out.conv1d(&format!("{b}.mlp.c_proj"), &block.mlp.down);
+        // attn.o -> attn.c_proj
+        out.conv1d(&format!("{b}.{}", n.attn_out), &block.attn.o);
+        // ln2 -> ln_2
+        out.norm(&format!("{b}.{}", n.ln2), &block.ln2);
+        // mlp.up_or_gate -> mlp.c_fc, mlp.down -> mlp.c_proj
+        out.conv1d(&format!("{b}.{}", n.mlp_in), &block.mlp.up_or_gate);
+        out.conv1d(&format!("{b}.{}", n.mlp_out), &block.mlp.down);
     }
-    // ln_final -> transformer.ln_f
-    out.norm("transformer.ln_f", &decoder.ln_final);
+    // ln_final -> ln_f
+    out.norm(&format!("{}{}", n.body, n.final_norm), &decoder.ln_final);
     // unembed -> lm_head
-    out.unembed("lm_head", decoder);
+    out.unembed(n.unembed, decoder);
     out.0
 }
 
 fn gpt_neox_tensors<B: Backend>(decoder: &Decoder<B>) -> Vec<(String, HostTensor)> {
+    let n = names_of(decoder);
     let cfg = &decoder.config;
     let mut out = Tensors::default();
     let qkv_idx = neox_qkv_indices(cfg.n_heads, cfg.d_head);
-    // embed -> gpt_neox.embed_in
-    out.push("gpt_neox.embed_in.weight".into(), embedding(&decoder.embed));
+    // embed -> embed_in
+    out.push(
+        format!("{}{}.weight", n.body, n.embed),
+        embedding(&decoder.embed),
+    );
     for (l, block) in decoder.blocks.iter().enumerate() {
-        let b = format!("gpt_neox.layers.{l}");
-        // ln1 -> layers.{l}.input_layernorm
-        out.norm(&format!("{b}.input_layernorm"), &block.ln1);
-        // ln2 -> layers.{l}.post_attention_layernorm
-        out.norm(&format!("{b}.post_attention_layernorm"), &block.ln2);
-        // attn.{q,k,v} [d, h dh] -> layers.{l}.attention.query_key_value [3 h dh, d]:
+        let b = n.block(n.body, l);
+        // ln1 -> input_layernorm, ln2 -> post_attention_layernorm
+        out.norm(&format!("{b}.{}", n.ln1), &block.ln1);
+        out.norm(&format!("{b}.{}", n.ln2), &block.ln2);
+        // attn.{q,k,v} [d, h dh] -> attention.query_key_value [3 h dh, d]:
         // transpose each to torch layout, then scatter their rows into the fused output
         // order [h, 3, dh].
+        let qkv = format!("{b}.{}", n.fused_qkv());
         let parts = [&block.attn.q, &block.attn.k, &block.attn.v];
         let rows: Vec<HostTensor> = parts.iter().map(|l| weight(l).transposed()).collect();
-        out.push(
-            format!("{b}.attention.query_key_value.weight"),
-            scatter_rows(&rows, &qkv_idx),
-        );
+        out.push(format!("{qkv}.weight"), scatter_rows(&rows, &qkv_idx));
         let biases: Vec<HostTensor> = parts.iter().filter_map(|l| bias(l)).collect();
         if biases.len() == 3 {
-            out.push(
-                format!("{b}.attention.query_key_value.bias"),
-                scatter_rows(&biases, &qkv_idx),
-            );
+            out.push(format!("{qkv}.bias"), scatter_rows(&biases, &qkv_idx));
         }
-        // attn.o -> layers.{l}.attention.dense
-        out.torch_linear(&format!("{b}.attention.dense"), &block.attn.o);
-        // mlp.up_or_gate -> layers.{l}.mlp.dense_h_to_4h, mlp.down -> mlp.dense_4h_to_h
-        out.torch_linear(&format!("{b}.mlp.dense_h_to_4h"), &block.mlp.up_or_gate);
-        out.torch_linear(&format!("{b}.mlp.dense_4h_to_h"), &block.mlp.down);
+        // attn.o -> attention.dense
+        out.torch_linear(&format!("{b}.{}", n.attn_out), &block.attn.o);
+        // mlp.up_or_gate -> mlp.dense_h_to_4h, mlp.down -> mlp.dense_4h_to_h
+        out.torch_linear(&format!("{b}.{}", n.mlp_in), &block.mlp.up_or_gate);
+        out.torch_linear(&format!("{b}.{}", n.mlp_out), &block.mlp.down);
     }
-    // ln_final -> gpt_neox.final_layer_norm
-    out.norm("gpt_neox.final_layer_norm", &decoder.ln_final);
+    // ln_final -> final_layer_norm
+    out.norm(&format!("{}{}", n.body, n.final_norm), &decoder.ln_final);
     // unembed -> embed_out
-    out.unembed("embed_out", decoder);
+    out.unembed(n.unembed, decoder);
     out.0
 }
 
 fn llama_like_tensors<B: Backend>(decoder: &Decoder<B>) -> Vec<(String, HostTensor)> {
+    let n = names_of(decoder);
     let mut out = Tensors::default();
-    // embed -> model.embed_tokens
+    // embed -> embed_tokens
     out.push(
-        "model.embed_tokens.weight".into(),
+        format!("{}{}.weight", n.body, n.embed),
         embedding(&decoder.embed),
     );
     for (l, block) in decoder.blocks.iter().enumerate() {
-        let b = format!("model.layers.{l}");
-        // ln1 -> layers.{l}.input_layernorm
-        out.norm(&format!("{b}.input_layernorm"), &block.ln1);
+        let b = n.block(n.body, l);
+        // ln1 -> input_layernorm
+        out.norm(&format!("{b}.{}", n.ln1), &block.ln1);
         // attn.{q,k,v,o} -> self_attn.{q,k,v,o}_proj (transposed)
-        out.torch_linear(&format!("{b}.self_attn.q_proj"), &block.attn.q);
-        out.torch_linear(&format!("{b}.self_attn.k_proj"), &block.attn.k);
-        out.torch_linear(&format!("{b}.self_attn.v_proj"), &block.attn.v);
-        out.torch_linear(&format!("{b}.self_attn.o_proj"), &block.attn.o);
-        // ln2 -> layers.{l}.post_attention_layernorm
-        out.norm(&format!("{b}.post_attention_layernorm"), &block.ln2);
-        // mlp.up_or_gate -> mlp.gate_proj, mlp.up -> mlp.up_proj, mlp.down -> mlp.down_proj
-        out.torch_linear(&format!("{b}.mlp.gate_proj"), &block.mlp.up_or_gate);
-        if let Some(up) = &block.mlp.up {
-            out.torch_linear(&format!("{b}.mlp.up_proj"), up);
+        if let QkvNames::Separate { q, k, v } = n.qkv {
+            out.torch_linear(&format!("{b}.{q}"), &block.attn.q);
+            out.torch_linear(&format!("{b}.{k}"), &block.attn.k);
+            out.torch_linear(&format!("{b}.{v}"), &block.attn.v);
         }
-        out.torch_linear(&format!("{b}.mlp.down_proj"), &block.mlp.down);
+        out.torch_linear(&format!("{b}.{}", n.attn_out), &block.attn.o);
+        // ln2 -> post_attention_layernorm
+        out.norm(&format!("{b}.{}", n.ln2), &block.ln2);
+        // mlp.up_or_gate -> mlp.gate_proj, mlp.up -> mlp.up_proj, mlp.down -> mlp.down_proj
+        out.torch_linear(&format!("{b}.{}", n.mlp_in), &block.mlp.up_or_gate);
+        if let (Some(up), Some(name)) = (&block.mlp.up, n.mlp_up) {
+            out.torch_linear(&format!("{b}.{name}"), up);
+        }
+        out.torch_linear(&format!("{b}.{}", n.mlp_out), &block.mlp.down);
     }
-    // ln_final -> model.norm
-    out.norm("model.norm", &decoder.ln_final);
+    // ln_final -> norm
+    out.norm(&format!("{}{}", n.body, n.final_norm), &decoder.ln_final);
     // unembed -> lm_head
-    out.unembed("lm_head", decoder);
+    out.unembed(n.unembed, decoder);
     out.0
+}
+
+/// The name table of a decoder's family.
+fn names_of<B: Backend>(decoder: &Decoder<B>) -> &'static HfNames {
+    HfNames::of(decoder.config.family).expect("save_hf only exports decoder families")
 }
 
 /// Concatenates `[rows, c_i]` matrices along their columns.

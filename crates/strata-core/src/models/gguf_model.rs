@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::config::ModelConfig;
+use super::hf_names::{HfNames, QkvNames};
 use crate::config::hf::HfConfig;
+use crate::config::{Family, ModelConfig};
 use crate::error::{Error, Result};
 use crate::tokenizer::Tokenizer;
 use crate::weights::gguf::GgufFile;
@@ -170,44 +171,39 @@ fn name_map(file: &GgufFile, cfg: &ModelConfig) -> BTreeMap<String, (String, Row
 
 /// The HF name of one llama.cpp tensor name, and how its rows are laid out.
 fn hf_name(gguf: &str, cfg: &ModelConfig) -> Option<(String, Rows)> {
+    let n = HfNames::of(Family::Llama)?;
+    let QkvNames::Separate { q, k, v } = n.qkv else {
+        return None;
+    };
     let top = match gguf {
-        // token_embd -> model.embed_tokens
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        // output_norm -> model.norm
-        "output_norm.weight" => Some("model.norm.weight"),
+        // token_embd -> embed_tokens
+        "token_embd.weight" => Some(format!("{}{}", n.body, n.embed)),
+        // output_norm -> norm
+        "output_norm.weight" => Some(format!("{}{}", n.body, n.final_norm)),
         // output -> lm_head
-        "output.weight" => Some("lm_head.weight"),
+        "output.weight" => Some(n.unembed.to_string()),
         _ => None,
     };
     if let Some(name) = top {
-        return Some((name.to_string(), Rows::AsIs));
+        return Some((format!("{name}.weight"), Rows::AsIs));
     }
     let rest = gguf.strip_prefix("blk.")?;
     let (layer, part) = rest.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
+    let unpermute = |n_heads: usize| Rows::Unpermute { n_heads };
     let (hf, rows) = match part {
-        "attn_norm.weight" => ("input_layernorm.weight", Rows::AsIs),
-        "attn_q.weight" => (
-            "self_attn.q_proj.weight",
-            Rows::Unpermute {
-                n_heads: cfg.n_heads,
-            },
-        ),
-        "attn_k.weight" => (
-            "self_attn.k_proj.weight",
-            Rows::Unpermute {
-                n_heads: cfg.n_kv_heads,
-            },
-        ),
-        "attn_v.weight" => ("self_attn.v_proj.weight", Rows::AsIs),
-        "attn_output.weight" => ("self_attn.o_proj.weight", Rows::AsIs),
-        "ffn_norm.weight" => ("post_attention_layernorm.weight", Rows::AsIs),
-        "ffn_gate.weight" => ("mlp.gate_proj.weight", Rows::AsIs),
-        "ffn_up.weight" => ("mlp.up_proj.weight", Rows::AsIs),
-        "ffn_down.weight" => ("mlp.down_proj.weight", Rows::AsIs),
+        "attn_norm.weight" => (n.ln1, Rows::AsIs),
+        "attn_q.weight" => (q, unpermute(cfg.n_heads)),
+        "attn_k.weight" => (k, unpermute(cfg.n_kv_heads)),
+        "attn_v.weight" => (v, Rows::AsIs),
+        "attn_output.weight" => (n.attn_out, Rows::AsIs),
+        "ffn_norm.weight" => (n.ln2, Rows::AsIs),
+        "ffn_gate.weight" => (n.mlp_in, Rows::AsIs),
+        "ffn_up.weight" => (n.mlp_up?, Rows::AsIs),
+        "ffn_down.weight" => (n.mlp_out, Rows::AsIs),
         _ => return None,
     };
-    Some((format!("model.layers.{layer}.{hf}"), rows))
+    Some((format!("{}.{hf}.weight", n.block(n.body, layer)), rows))
 }
 
 /// Undoes llama.cpp's `permute(w, n_heads)`: within each head, GGUF row `2 i + j` is HF row

@@ -13,14 +13,14 @@ use crate::probe::{HookContext, ProbeSet, Site};
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     /// Input (or gate) projection, `[d_model, d_mlp]`; its output is `mlp.hook_pre`.
-    pub up_or_gate: Linear<B>,
+    pub(crate) up_or_gate: Linear<B>,
     /// The up projection of a gated MLP, `[d_model, d_mlp]`.
-    pub up: Option<Linear<B>>,
+    pub(crate) up: Option<Linear<B>>,
     /// Output (down) projection, `[d_mlp, d_model]`.
-    pub down: Linear<B>,
+    pub(crate) down: Linear<B>,
     /// The non-linearity.
     #[module(skip)]
-    pub activation: Activation,
+    pub(crate) activation: Activation,
 }
 
 /// Applies an activation function.

@@ -20,7 +20,7 @@ use crate::weights::{WeightSource, WeightStore};
 
 /// The network itself.
 #[derive(Module, Debug)]
-pub enum Architecture<B: Backend> {
+pub(crate) enum Architecture<B: Backend> {
     /// A causal decoder.
     Decoder(Decoder<B>),
     /// A BERT encoder.
@@ -31,16 +31,15 @@ pub enum Architecture<B: Backend> {
 #[derive(Debug)]
 pub struct Model<B: Backend> {
     /// The network.
-    pub arch: Architecture<B>,
+    pub(crate) arch: Architecture<B>,
     /// Its configuration.
-    pub config: ModelConfig,
+    pub(crate) config: ModelConfig,
     /// `tokenizer.json`, when the folder has one.
-    pub tokenizer: Option<Tokenizer>,
-    /// The folder it was loaded from.
-    pub dir: PathBuf,
-    /// Tensors in the weights that this config does not use (transformers warns about them
-    /// too): a sign of a config that does not match its weights.
-    pub unused_tensors: Vec<String>,
+    pub(crate) tokenizer: Option<Tokenizer>,
+    /// The folder or `.gguf` file it was loaded from.
+    pub(crate) dir: PathBuf,
+    /// Tensors in the weights that this config does not use.
+    pub(crate) unused_tensors: Vec<String>,
 }
 
 impl<B: Backend> Model<B> {
@@ -175,6 +174,43 @@ impl<B: Backend> Model<B> {
         })
     }
 
+    /// A model around a decoder built or fine-tuned in memory (no unused tensors).
+    /// `source_path` is where its config came from; it names the model in messages.
+    pub fn from_decoder(
+        decoder: Decoder<B>,
+        tokenizer: Option<Tokenizer>,
+        source_path: PathBuf,
+    ) -> Self {
+        Self {
+            config: decoder.config.clone(),
+            arch: Architecture::Decoder(decoder),
+            tokenizer,
+            dir: source_path,
+            unused_tensors: Vec::new(),
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The folder or `.gguf` file it was loaded from.
+    pub fn source_path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Tensors in the weights that this config does not use (transformers warns about them
+    /// too): a sign of a config that does not match its weights.
+    pub fn unused_tensors(&self) -> &[String] {
+        &self.unused_tensors
+    }
+
+    /// The tokenizer, when the model came with one.
+    pub fn tokenizer_if_any(&self) -> Option<&Tokenizer> {
+        self.tokenizer.as_ref()
+    }
+
     /// The tokenizer, or an error naming the folder that lacks one.
     pub fn tokenizer(&self) -> Result<&Tokenizer> {
         self.tokenizer.as_ref().ok_or_else(|| Error::MissingFile {
@@ -242,6 +278,25 @@ impl<B: Backend> Model<B> {
     /// any layer: logit-lens decoding. Decoders only.
     pub fn unembed(&self, residual: Tensor<B, 3>) -> Result<Tensor<B, 3>> {
         self.decoder()?.unembed(residual)
+    }
+
+    /// The matrix of block `layer`'s MLP that maps its hidden activation (the value at
+    /// `blocks.{layer}.mlp.hook_post`, width `d_mlp`) to the block's MLP output, as
+    /// `[d_mlp, d_model]`: row `i` is what neuron `i` writes per unit of activation (HF's
+    /// `down_proj.weight[:, i]`, GPT-2's `c_proj.weight[i, :]`). Decoders only.
+    pub fn mlp_output_weight(&self, layer: usize) -> Result<Tensor<B, 2>> {
+        let decoder = self.decoder()?;
+        let block = decoder
+            .blocks
+            .get(layer)
+            .ok_or_else(|| Error::InvalidArgument {
+                what: "layer".into(),
+                reason: format!(
+                    "{layer} is out of range: the model has {} blocks",
+                    decoder.blocks.len()
+                ),
+            })?;
+        Ok(block.mlp.down.weight.val())
     }
 
     /// Forward pass with no probes and no cache.

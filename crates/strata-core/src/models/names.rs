@@ -1,12 +1,14 @@
-//! Weight-name tables: how each family's HF checkpoint maps onto the shared [`Decoder`].
+//! Loading each family's HF checkpoint onto the shared [`Decoder`].
 //!
-//! Each function reads one block in the checkpoint's own names. Every rename is written as
-//! `// hf name -> strata part`, with transposes and splits as explicit steps.
+//! The names come from the family's table in [`super::hf_names`]; what differs between the
+//! families (fused projections, `Conv1D` layouts, row orders) is written here as explicit
+//! steps, each as `// hf part -> strata part`.
 
 use burn::tensor::backend::Backend;
 
 use super::attention::Attention;
 use super::decoder::{Decoder, DecoderBlock};
+use super::hf_names::{HfNames, QkvNames};
 use super::loader::{Loader, gather_rows, neox_qkv_indices, split_columns, split_vector};
 use super::mlp::Mlp;
 use crate::config::{Family, ModelConfig};
@@ -20,19 +22,25 @@ pub fn load_decoder<B: Backend>(
     device: &B::Device,
 ) -> Result<Decoder<B>> {
     let ld = Loader::<B>::new(store, device);
+    let Some(names) = HfNames::of(cfg.family) else {
+        return Err(crate::error::Error::InvalidArgument {
+            what: "model family".into(),
+            reason: "BERT is an encoder, loaded by its own loader".into(),
+        });
+    };
+    let body = body_prefix(store, names);
     match cfg.family {
-        Family::Gpt2 => load_gpt2(&ld, cfg),
-        Family::GptNeox => load_gpt_neox(&ld, cfg),
-        Family::Llama | Family::Mistral | Family::Qwen2 => load_llama_like(&ld, cfg),
-        Family::Bert => unreachable!("BERT is loaded by models::bert"),
+        Family::Gpt2 => load_gpt2(&ld, cfg, names, &body),
+        Family::GptNeox => load_gpt_neox(&ld, cfg, names, &body),
+        _ => load_llama_like(&ld, cfg, names, &body),
     }
 }
 
 /// The prefix under which a checkpoint stores its body: `transformer.` for
 /// `GPT2LMHeadModel`, nothing for a bare `GPT2Model`.
-fn body_prefix(store: &dyn WeightSource, probe: &str, with: &str) -> String {
-    if store.contains(&format!("{with}{probe}")) {
-        with.to_string()
+fn body_prefix(store: &dyn WeightSource, names: &HfNames) -> String {
+    if store.contains(&format!("{}{}.weight", names.body, names.embed)) {
+        names.body.to_string()
     } else {
         String::new()
     }
@@ -56,38 +64,47 @@ fn attention<B: Backend>(
     }
 }
 
-fn load_gpt2<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<Decoder<B>> {
-    let p = body_prefix(ld.store, "wte.weight", "transformer.");
+fn load_gpt2<B: Backend>(
+    ld: &Loader<'_, B>,
+    cfg: &ModelConfig,
+    n: &HfNames,
+    p: &str,
+) -> Result<Decoder<B>> {
     let (d, d_mlp) = (cfg.d_model, cfg.d_mlp);
     // The vocabulary matrices first, while little else is resident: this keeps the peak
     // host memory of a load near one copy of the weights.
-    let embed = ld.embedding(&format!("{p}wte.weight"), cfg.vocab_size, d)?;
-    let unembed = unembed(ld, cfg, "lm_head")?;
+    let embed = ld.embedding(&format!("{p}{}.weight", n.embed), cfg.vocab_size, d)?;
+    let unembed = unembed(ld, cfg, n.unembed)?;
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
-        let b = format!("{p}h.{l}");
-        // h.{l}.attn.c_attn [d, 3d] (Conv1D, [in, out]) -> q, k, v: split the columns.
-        let c_attn = ld.matrix(&format!("{b}.attn.c_attn.weight"), d, 3 * d)?;
-        let c_attn_b = ld
-            .store
-            .read_shaped(&format!("{b}.attn.c_attn.bias"), &[3 * d])?;
+        let b = n.block(p, l);
+        // attn.c_attn [d, 3d] (Conv1D, [in, out]) -> q, k, v: split the columns.
+        let qkv = n.fused_qkv();
+        let c_attn = ld.matrix(&format!("{b}.{qkv}.weight"), d, 3 * d)?;
+        let c_attn_b = ld.store.read_shaped(&format!("{b}.{qkv}.bias"), &[3 * d])?;
         let mut w = split_columns(&c_attn, &[d, d, d]).into_iter();
         let mut bias = split_vector(&c_attn_b, &[d, d, d]).into_iter();
         let mut next = || ld.linear_from(w.next().expect("3 parts"), bias.next());
         let (q, k, v) = (next(), next(), next());
         blocks.push(DecoderBlock {
-            // h.{l}.ln_1 -> ln1
-            ln1: ld.norm(&format!("{b}.ln_1"), cfg)?,
-            // h.{l}.attn.c_proj -> attn.o
-            attn: attention(cfg, q, k, v, ld.conv1d(&format!("{b}.attn.c_proj"), d, d)?),
-            // h.{l}.ln_2 -> ln2
-            ln2: ld.norm(&format!("{b}.ln_2"), cfg)?,
+            // ln_1 -> ln1
+            ln1: ld.norm(&format!("{b}.{}", n.ln1), cfg)?,
+            // attn.c_proj -> attn.o
+            attn: attention(
+                cfg,
+                q,
+                k,
+                v,
+                ld.conv1d(&format!("{b}.{}", n.attn_out), d, d)?,
+            ),
+            // ln_2 -> ln2
+            ln2: ld.norm(&format!("{b}.{}", n.ln2), cfg)?,
             mlp: Mlp {
-                // h.{l}.mlp.c_fc -> mlp.up_or_gate
-                up_or_gate: ld.conv1d(&format!("{b}.mlp.c_fc"), d, d_mlp)?,
+                // mlp.c_fc -> mlp.up_or_gate
+                up_or_gate: ld.conv1d(&format!("{b}.{}", n.mlp_in), d, d_mlp)?,
                 up: None,
-                // h.{l}.mlp.c_proj -> mlp.down
-                down: ld.conv1d(&format!("{b}.mlp.c_proj"), d_mlp, d)?,
+                // mlp.c_proj -> mlp.down
+                down: ld.conv1d(&format!("{b}.{}", n.mlp_out), d_mlp, d)?,
                 activation: cfg.activation,
             },
             parallel_residual: false,
@@ -96,36 +113,40 @@ fn load_gpt2<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<Decode
     Ok(Decoder {
         // wte -> embed, wpe -> pos_embed
         embed,
-        pos_embed: Some(ld.embedding(&format!("{p}wpe.weight"), cfg.n_ctx, d)?),
+        pos_embed: match n.pos_embed {
+            Some(name) => Some(ld.embedding(&format!("{p}{name}.weight"), cfg.n_ctx, d)?),
+            None => None,
+        },
         blocks,
         // ln_f -> ln_final
-        ln_final: ld.norm(&format!("{p}ln_f"), cfg)?,
+        ln_final: ld.norm(&format!("{p}{}", n.final_norm), cfg)?,
         unembed,
         config: cfg.clone(),
     })
 }
 
-fn load_gpt_neox<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<Decoder<B>> {
-    let p = body_prefix(ld.store, "embed_in.weight", "gpt_neox.");
+fn load_gpt_neox<B: Backend>(
+    ld: &Loader<'_, B>,
+    cfg: &ModelConfig,
+    n: &HfNames,
+    p: &str,
+) -> Result<Decoder<B>> {
     let (d, d_mlp, dh, h) = (cfg.d_model, cfg.d_mlp, cfg.d_head, cfg.n_heads);
     let qkv_idx = neox_qkv_indices(h, dh);
-    let embed = ld.embedding(&format!("{p}embed_in.weight"), cfg.vocab_size, d)?;
-    let unembed = unembed(ld, cfg, "embed_out")?;
+    let embed = ld.embedding(&format!("{p}{}.weight", n.embed), cfg.vocab_size, d)?;
+    let unembed = unembed(ld, cfg, n.unembed)?;
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
-        let b = format!("{p}layers.{l}");
-        // layers.{l}.attention.query_key_value [3 h dh, d] with outputs ordered [h, 3, dh]
+        let b = n.block(p, l);
+        // attention.query_key_value [3 h dh, d] with outputs ordered [h, 3, dh]
         // -> q, k, v: gather each one's rows, then transpose to [d, h dh].
-        let qkv = ld.matrix(
-            &format!("{b}.attention.query_key_value.weight"),
-            3 * h * dh,
-            d,
-        )?;
+        let fused_name = n.fused_qkv();
+        let qkv = ld.matrix(&format!("{b}.{fused_name}.weight"), 3 * h * dh, d)?;
         let qkv_b = if cfg.qkv_bias {
-            Some(ld.store.read_shaped(
-                &format!("{b}.attention.query_key_value.bias"),
-                &[3 * h * dh],
-            )?)
+            Some(
+                ld.store
+                    .read_shaped(&format!("{b}.{fused_name}.bias"), &[3 * h * dh])?,
+            )
         } else {
             None
         };
@@ -137,34 +158,29 @@ fn load_gpt_neox<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<De
         };
         let (q, k, v) = (part(0), part(1), part(2));
         blocks.push(DecoderBlock {
-            // layers.{l}.input_layernorm -> ln1
-            ln1: ld.norm(&format!("{b}.input_layernorm"), cfg)?,
-            // layers.{l}.attention.dense -> attn.o
+            // input_layernorm -> ln1
+            ln1: ld.norm(&format!("{b}.{}", n.ln1), cfg)?,
+            // attention.dense -> attn.o
             attn: attention(
                 cfg,
                 q,
                 k,
                 v,
-                ld.torch_linear(
-                    &format!("{b}.attention.dense"),
-                    h * dh,
-                    d,
-                    cfg.attn_out_bias,
-                )?,
+                ld.torch_linear(&format!("{b}.{}", n.attn_out), h * dh, d, cfg.attn_out_bias)?,
             ),
-            // layers.{l}.post_attention_layernorm -> ln2
-            ln2: ld.norm(&format!("{b}.post_attention_layernorm"), cfg)?,
+            // post_attention_layernorm -> ln2
+            ln2: ld.norm(&format!("{b}.{}", n.ln2), cfg)?,
             mlp: Mlp {
-                // layers.{l}.mlp.dense_h_to_4h -> mlp.up_or_gate
+                // mlp.dense_h_to_4h -> mlp.up_or_gate
                 up_or_gate: ld.torch_linear(
-                    &format!("{b}.mlp.dense_h_to_4h"),
+                    &format!("{b}.{}", n.mlp_in),
                     d,
                     d_mlp,
                     cfg.mlp_bias,
                 )?,
                 up: None,
-                // layers.{l}.mlp.dense_4h_to_h -> mlp.down
-                down: ld.torch_linear(&format!("{b}.mlp.dense_4h_to_h"), d_mlp, d, cfg.mlp_bias)?,
+                // mlp.dense_4h_to_h -> mlp.down
+                down: ld.torch_linear(&format!("{b}.{}", n.mlp_out), d_mlp, d, cfg.mlp_bias)?,
                 activation: cfg.activation,
             },
             parallel_residual: cfg.parallel_residual,
@@ -176,42 +192,53 @@ fn load_gpt_neox<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<De
         pos_embed: None,
         blocks,
         // final_layer_norm -> ln_final
-        ln_final: ld.norm(&format!("{p}final_layer_norm"), cfg)?,
+        ln_final: ld.norm(&format!("{p}{}", n.final_norm), cfg)?,
         // embed_out -> unembed
         unembed,
         config: cfg.clone(),
     })
 }
 
-fn load_llama_like<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<Decoder<B>> {
-    let p = body_prefix(ld.store, "embed_tokens.weight", "model.");
+fn load_llama_like<B: Backend>(
+    ld: &Loader<'_, B>,
+    cfg: &ModelConfig,
+    n: &HfNames,
+    p: &str,
+) -> Result<Decoder<B>> {
     let (d, d_mlp, dh) = (cfg.d_model, cfg.d_mlp, cfg.d_head);
     let (q_out, kv_out) = (cfg.n_heads * dh, cfg.n_kv_heads * dh);
-    let embed = ld.embedding(&format!("{p}embed_tokens.weight"), cfg.vocab_size, d)?;
-    let unembed = unembed(ld, cfg, "lm_head")?;
+    let QkvNames::Separate { q, k, v } = n.qkv else {
+        unreachable!("the Llama table has separate projections")
+    };
+    let Some(up) = n.mlp_up else {
+        unreachable!("the Llama table has a gated MLP")
+    };
+    let embed = ld.embedding(&format!("{p}{}.weight", n.embed), cfg.vocab_size, d)?;
+    let unembed = unembed(ld, cfg, n.unembed)?;
     let mut blocks = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
-        let b = format!("{p}layers.{l}");
-        let a = format!("{b}.self_attn");
-        let m = format!("{b}.mlp");
+        let b = n.block(p, l);
+        let linear = |name: &str, d_in: usize, d_out: usize, bias: bool| {
+            ld.torch_linear(&format!("{b}.{name}"), d_in, d_out, bias)
+        };
         blocks.push(DecoderBlock {
-            // layers.{l}.input_layernorm -> ln1
-            ln1: ld.norm(&format!("{b}.input_layernorm"), cfg)?,
+            // input_layernorm -> ln1
+            ln1: ld.norm(&format!("{b}.{}", n.ln1), cfg)?,
             // self_attn.{q,k,v,o}_proj -> attn.{q,k,v,o} (transposed)
             attn: attention(
                 cfg,
-                ld.torch_linear(&format!("{a}.q_proj"), d, q_out, cfg.qkv_bias)?,
-                ld.torch_linear(&format!("{a}.k_proj"), d, kv_out, cfg.qkv_bias)?,
-                ld.torch_linear(&format!("{a}.v_proj"), d, kv_out, cfg.qkv_bias)?,
-                ld.torch_linear(&format!("{a}.o_proj"), q_out, d, cfg.attn_out_bias)?,
+                linear(q, d, q_out, cfg.qkv_bias)?,
+                linear(k, d, kv_out, cfg.qkv_bias)?,
+                linear(v, d, kv_out, cfg.qkv_bias)?,
+                linear(n.attn_out, q_out, d, cfg.attn_out_bias)?,
             ),
-            // layers.{l}.post_attention_layernorm -> ln2
-            ln2: ld.norm(&format!("{b}.post_attention_layernorm"), cfg)?,
+            // post_attention_layernorm -> ln2
+            ln2: ld.norm(&format!("{b}.{}", n.ln2), cfg)?,
             mlp: Mlp {
                 // mlp.gate_proj -> mlp.up_or_gate, mlp.up_proj -> mlp.up, mlp.down_proj -> mlp.down
-                up_or_gate: ld.torch_linear(&format!("{m}.gate_proj"), d, d_mlp, cfg.mlp_bias)?,
-                up: Some(ld.torch_linear(&format!("{m}.up_proj"), d, d_mlp, cfg.mlp_bias)?),
-                down: ld.torch_linear(&format!("{m}.down_proj"), d_mlp, d, cfg.mlp_bias)?,
+                up_or_gate: linear(n.mlp_in, d, d_mlp, cfg.mlp_bias)?,
+                up: Some(linear(up, d, d_mlp, cfg.mlp_bias)?),
+                down: linear(n.mlp_out, d_mlp, d, cfg.mlp_bias)?,
                 activation: cfg.activation,
             },
             parallel_residual: false,
@@ -223,7 +250,7 @@ fn load_llama_like<B: Backend>(ld: &Loader<'_, B>, cfg: &ModelConfig) -> Result<
         pos_embed: None,
         blocks,
         // norm -> ln_final
-        ln_final: ld.norm(&format!("{p}norm"), cfg)?,
+        ln_final: ld.norm(&format!("{p}{}", n.final_norm), cfg)?,
         // lm_head -> unembed
         unembed,
         config: cfg.clone(),

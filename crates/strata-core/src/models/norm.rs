@@ -10,13 +10,13 @@ use burn::tensor::{Tensor, backend::Backend};
 #[derive(Module, Debug)]
 pub struct NormLayer<B: Backend> {
     /// Scale, `[d_model]`.
-    pub weight: Param<Tensor<B, 1>>,
+    pub(crate) weight: Param<Tensor<B, 1>>,
     /// Shift, `[d_model]` (LayerNorm only).
-    pub bias: Option<Param<Tensor<B, 1>>>,
+    pub(crate) bias: Option<Param<Tensor<B, 1>>>,
     /// Variance epsilon.
-    pub eps: f64,
+    pub(crate) eps: f64,
     /// RMSNorm (true) or LayerNorm (false).
-    pub rms: bool,
+    pub(crate) rms: bool,
 }
 
 impl<B: Backend> NormLayer<B> {

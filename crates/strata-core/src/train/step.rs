@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::TrainableParams;
 use crate::error::{Error, Result};
 use crate::input::TokenBatch;
-use crate::models::decoder::Decoder;
+use crate::models::Decoder;
 
 /// AdamW's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -1,5 +1,5 @@
 //! Freezing parameters for selective fine-tuning: the HF checkpoint name of every parameter
-//! of a Llama-style decoder, and a gradient filter that drops the gradients of frozen
+//! of a Llama-style decoder (from the family's name table), and a gradient filter that drops the gradients of frozen
 //! parameters before the optimiser step, so AdamW (its weight decay included) never touches
 //! them. KappaTune's selection (`strata_spectra::TrainableMask`) names tensors by these HF
 //! names.
@@ -7,7 +7,9 @@
 use std::collections::{BTreeSet, HashSet};
 
 use crate::error::{Error, Result};
-use crate::models::decoder::Decoder;
+use crate::models::Decoder;
+use crate::models::hf_names::{HfNames, QkvNames};
+use crate::models::norm::NormLayer;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::nn::Linear;
 use burn::optim::GradientsParams;
@@ -28,15 +30,22 @@ pub struct NamedParam {
 }
 
 /// Every parameter of a Llama-style decoder (`llama`, `mistral`, `qwen2` checkpoints) under
-/// its HF name. Fails for decoders of other layouts (learned positions, no gate).
+/// its HF name, from the family's name table. Fails for families whose checkpoints fuse
+/// q, k and v into one tensor (GPT-2, GPT-NeoX): one name there covers three parameters.
 pub fn named_params<B: Backend>(decoder: &Decoder<B>) -> Result<Vec<NamedParam>> {
-    let not_llama = |why: String| Error::InvalidArgument {
+    let family = decoder.config().family;
+    let not_separate = || Error::InvalidArgument {
         what: "model to fine-tune".into(),
-        reason: format!("named parameters are defined for Llama-style decoders only ({why})"),
+        reason: format!(
+            "named parameters are defined for Llama-style decoders only (`{}` fuses q, k \
+             and v into one checkpoint tensor)",
+            decoder.config().model_type
+        ),
     };
-    if decoder.pos_embed.is_some() {
-        return Err(not_llama("this one has learned positions".into()));
-    }
+    let n = HfNames::of(family).ok_or_else(not_separate)?;
+    let QkvNames::Separate { q, k, v } = n.qkv else {
+        return Err(not_separate());
+    };
     let mut out = Vec::new();
     let mut push = |name: String, id: ParamId, data: TensorData| {
         out.push(NamedParam {
@@ -56,48 +65,43 @@ pub fn named_params<B: Backend>(decoder: &Decoder<B>) -> Result<Vec<NamedParam>>
                 push(format!("{name}.bias"), b.id, val(b));
             }
         };
+    let norm =
+        |name: String, l: &NormLayer<B>, push: &mut dyn FnMut(String, ParamId, TensorData)| {
+            push(format!("{name}.weight"), l.weight.id, val(&l.weight));
+            if let Some(b) = &l.bias {
+                push(format!("{name}.bias"), b.id, val(b));
+            }
+        };
     push(
-        "model.embed_tokens.weight".into(),
+        format!("{}{}.weight", n.body, n.embed),
         decoder.embed.weight.id,
         val(&decoder.embed.weight),
     );
     for (l, block) in decoder.blocks.iter().enumerate() {
-        let p = format!("model.layers.{l}");
-        let Some(up) = &block.mlp.up else {
-            return Err(not_llama(format!("block {l} has no gated MLP")));
-        };
-        push(
-            format!("{p}.input_layernorm.weight"),
-            block.ln1.weight.id,
-            val(&block.ln1.weight),
-        );
-        linear(format!("{p}.self_attn.q_proj"), &block.attn.q, &mut push);
-        linear(format!("{p}.self_attn.k_proj"), &block.attn.k, &mut push);
-        linear(format!("{p}.self_attn.v_proj"), &block.attn.v, &mut push);
-        linear(format!("{p}.self_attn.o_proj"), &block.attn.o, &mut push);
-        push(
-            format!("{p}.post_attention_layernorm.weight"),
-            block.ln2.weight.id,
-            val(&block.ln2.weight),
-        );
+        let p = n.block(n.body, l);
+        norm(format!("{p}.{}", n.ln1), &block.ln1, &mut push);
+        linear(format!("{p}.{q}"), &block.attn.q, &mut push);
+        linear(format!("{p}.{k}"), &block.attn.k, &mut push);
+        linear(format!("{p}.{v}"), &block.attn.v, &mut push);
+        linear(format!("{p}.{}", n.attn_out), &block.attn.o, &mut push);
+        norm(format!("{p}.{}", n.ln2), &block.ln2, &mut push);
         linear(
-            format!("{p}.mlp.gate_proj"),
+            format!("{p}.{}", n.mlp_in),
             &block.mlp.up_or_gate,
             &mut push,
         );
-        linear(format!("{p}.mlp.up_proj"), up, &mut push);
-        linear(format!("{p}.mlp.down_proj"), &block.mlp.down, &mut push);
+        if let (Some(up), Some(name)) = (&block.mlp.up, n.mlp_up) {
+            linear(format!("{p}.{name}"), up, &mut push);
+        }
+        linear(format!("{p}.{}", n.mlp_out), &block.mlp.down, &mut push);
     }
-    push(
-        "model.norm.weight".into(),
-        decoder.ln_final.weight.id,
-        val(&decoder.ln_final.weight),
+    norm(
+        format!("{}{}", n.body, n.final_norm),
+        &decoder.ln_final,
+        &mut push,
     );
     if let Some(unembed) = &decoder.unembed {
-        linear("lm_head".into(), unembed, &mut push);
-    }
-    if let Some(b) = &decoder.ln_final.bias {
-        push("model.norm.bias".into(), b.id, val(b));
+        linear(n.unembed.to_string(), unembed, &mut push);
     }
     Ok(out)
 }
