@@ -21,8 +21,8 @@ type B = Flex;
 
 fn gguf() -> Option<PathBuf> {
     match std::env::var_os("STRATA_SMOLLM2_GGUF") {
-        Some(path) => Some(PathBuf::from(path)),
-        None => {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => {
             eprintln!(
                 "skipping the SmolLM2 tests: set STRATA_SMOLLM2_GGUF to SmolLM2-135M-Instruct.Q4_1.gguf \
                  (cargo xtask fetch-real prints it)"

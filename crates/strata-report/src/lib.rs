@@ -23,14 +23,18 @@
 //! ```
 //!
 //! Figures are SVG only (plotters' SVG backend, no font or bitmap dependencies), which keeps
-//! the crate quick to build. Parquet output is not offered.
+//! the crate quick to build. Every analysis table goes through [`write_table`], which
+//! writes it as CSV and, beside it, as Parquet (the `parquet` crate's column writer without
+//! Arrow or compression codecs, so the build stays light).
 
 #![warn(missing_docs)]
 
+mod cells;
 mod error;
 mod forgetting_figure;
 mod layer_lines;
 mod massive_figure;
+mod parquet_table;
 mod ranking_csv;
 mod spectra_csv;
 mod spectra_figures;
