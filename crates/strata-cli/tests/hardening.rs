@@ -321,7 +321,7 @@ fn a_run_into_an_old_folder_writes_a_manifest_and_names_stale_files() {
         .iter()
         .map(|f| f.as_str().unwrap())
         .collect();
-    assert_eq!(files, ["spectra.csv", "spectra.json"]);
+    assert_eq!(files, ["spectra.csv", "spectra.parquet", "spectra.json"]);
     assert!(manifest["model"].as_str().unwrap().ends_with("llama-tiny"));
     assert!(manifest["finished_unix_s"].as_u64().unwrap() > 1_700_000_000);
 }

@@ -48,6 +48,7 @@ pub fn run(args: &Args) -> Result<()> {
         args.model.display().to_string(),
         vec![
             "ranking.csv".into(),
+            "ranking.parquet".into(),
             "selection.json".into(),
             "condition_numbers.json".into(),
         ],

@@ -108,7 +108,11 @@ pub fn run(args: &Args) -> Result<()> {
     lean.units.iter_mut().for_each(|u| u.singular_values = None);
     lean.save_json(&args.out.join("spectra.json"))?;
 
-    let mut written = vec!["spectra.csv".to_string(), "spectra.json".to_string()];
+    let mut written = vec![
+        "spectra.csv".to_string(),
+        "spectra.parquet".to_string(),
+        "spectra.json".to_string(),
+    ];
     if !args.no_figures {
         strata_report::plot_kappa_by_layer(&result, &args.out.join("kappa_by_layer.svg"))?;
         written.push("kappa_by_layer.svg".into());
