@@ -11,6 +11,14 @@
 //! (`mean top-1 / mean median`). Results hold a fixed number of entries per layer, so memory
 //! does not grow with the corpus, and shards [`Merge`](strata_core::probe::Merge) exactly.
 //!
+//! Over training (arXiv:2508.03616, `shared/methods/massive.md`): [`discover_series`] and
+//! [`measure_series`] run the same measurement on every checkpoint of a run, on the same
+//! tokens; [`fit_dynamics`] fits the five-parameter curve
+//! `f(t) = A exp(-lambda x) ln x + K`, `x = gamma t + t0`, to a layer's series by
+//! Levenberg-Marquardt and reports R^2, AIC and the peak step; [`predict_parameters`]
+//! regresses the fitted parameters on architecture features (ridge, k-fold
+//! cross-validation, held-out R^2).
+//!
 //! ```no_run
 //! use burn::backend::Flex;
 //! use strata_core::Model;
@@ -27,10 +35,28 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod error;
+mod fit;
 mod intervene;
+mod predict;
 mod probe;
 mod result;
+mod series;
+mod table;
 
+pub use error::{Error, Result};
+pub use fit::{
+    DynamicsFit, DynamicsParams, FitConfig, N_PARAMS, PARAM_NAMES, fit_dynamics, lambert_w0,
+};
 pub use intervene::{MassiveIntervention, Replacement};
-pub use probe::{MassiveConfig, MassiveProbe, measure};
+pub use predict::{
+    DepthConvention, FEATURE_NAMES, LayerArch, ParamPrediction, PredictorConfig, Ridge, features,
+    predict_parameters, r2, yeo_johnson, yeo_johnson_lambda,
+};
+pub use probe::{MassiveConfig, MassiveProbe, measure, measure_with};
 pub use result::{LayerStats, MassiveEntry, MassiveResult};
+pub use series::{
+    Checkpoint, CheckpointResult, SeriesResult, Statistic, check_architecture, discover_series,
+    measure_series,
+};
+pub use table::{LayerRow, SeriesRow, TopRow, layer_rows, series_rows, top_rows};

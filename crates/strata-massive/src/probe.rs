@@ -1,13 +1,23 @@
 //! [`MassiveProbe`]: per-sequence top magnitudes and exact medians at every
 //! `hook_resid_post`, and [`measure`], which runs it over a set of sequences.
 
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{ElementConversion, Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 use strata_core::probe::{HookContext, Probe, ProbeSet, Site};
 use strata_core::weights::HostTensor;
 use strata_core::{Error, Model, Result, TokenBatch};
 
 use crate::result::{LayerStats, MassiveEntry, MassiveResult, keep_largest};
+
+/// Where a probe met a non-finite residual value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct NonFiniteSeen {
+    layer: usize,
+    sequence: usize,
+    position: usize,
+    dim: usize,
+    value: f32,
+}
 
 /// Thresholds and sizes of a measurement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +54,8 @@ pub struct MassiveProbe {
     layers: Vec<LayerStats>,
     /// Index of the first sequence of the next forward call.
     next_sequence: usize,
+    /// The first non-finite value met, if any (the forward pass stops there).
+    non_finite: Option<NonFiniteSeen>,
 }
 
 impl MassiveProbe {
@@ -64,7 +76,20 @@ impl MassiveProbe {
             config,
             layers,
             next_sequence: 0,
+            non_finite: None,
         }
+    }
+
+    /// The first NaN or infinity met in a residual stream, as an error naming the block,
+    /// sequence, position and dimension; `None` while every value seen was finite.
+    pub fn non_finite_error(&self) -> Option<crate::Error> {
+        self.non_finite.map(|n| crate::Error::NonFiniteActivation {
+            layer: n.layer,
+            sequence: n.sequence,
+            position: n.position,
+            dim: n.dim,
+            value: n.value,
+        })
     }
 
     /// Marks the end of a forward call of `batch` sequences (their indices come next).
@@ -99,6 +124,41 @@ impl MassiveProbe {
         let k = self.config.top_k.max(3).min(n);
         let flat = h.reshape([batch, n]);
         let magnitude = flat.clone().abs();
+        // One boolean read back per layer: a NaN would make the top-k and the median
+        // meaningless, so it is located (on the host, only then) and the pass stops.
+        let all_finite = magnitude
+            .clone()
+            .is_finite()
+            .all()
+            .int()
+            .into_scalar()
+            .elem::<i64>()
+            == 1;
+        if !all_finite {
+            let host = HostTensor::from_tensor(flat);
+            let (flat_idx, &value) = host
+                .data
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !v.is_finite())
+                .unwrap_or((0, &f32::NAN));
+            let (row, within) = (flat_idx / n, flat_idx % n);
+            let seen = NonFiniteSeen {
+                layer,
+                sequence: self.next_sequence + row,
+                position: within / d,
+                dim: within % d,
+                value,
+            };
+            self.non_finite = Some(seen);
+            return Err(Error::NonFinite {
+                site: Site::ResidPost { layer }.to_string(),
+                row,
+                pos: seen.position,
+                feature: seen.dim,
+                value,
+            });
+        }
         let (_, idx) = magnitude.clone().topk_with_indices(k, 1);
         let signed = HostTensor::from_tensor(flat.gather(1, idx.clone()));
         let idx: Vec<i64> = idx
@@ -185,19 +245,35 @@ impl<B: Backend> Probe<B> for MassiveProbe {
 
 /// Measures every `hook_resid_post` of `model` over `sequences`, one sequence per forward
 /// pass (as the reference code does). `progress` gets (sequences done, total).
+///
+/// A NaN or infinity in a residual stream is an [`Error::NonFiniteActivation`](crate::Error)
+/// naming the block, sequence, position and dimension where it first appears.
 pub fn measure<B: Backend>(
     model: &Model<B>,
     sequences: &[Vec<u32>],
     config: &MassiveConfig,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<MassiveResult> {
+) -> crate::Result<MassiveResult> {
+    measure_with(model, sequences, config, &mut ProbeSet::none(), progress)
+}
+
+/// [`measure`] with the caller's `probes` attached before the measurement (a steering or
+/// ablation probe, say, so the statistics are those of the changed model).
+pub fn measure_with<B: Backend>(
+    model: &Model<B>,
+    sequences: &[Vec<u32>],
+    config: &MassiveConfig,
+    probes: &mut ProbeSet<'_, B>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> crate::Result<MassiveResult> {
     if sequences.is_empty() {
         return Err(Error::EmptyInput {
             what: "no sequences to measure".into(),
-        });
+        }
+        .into());
     }
     if config.top_k == 0 {
-        return Err(Error::InvalidArgument {
+        return Err(crate::Error::InvalidArgument {
             what: "top_k".into(),
             reason: "must be at least 1".into(),
         });
@@ -205,16 +281,53 @@ pub fn measure<B: Backend>(
     let mut probe = MassiveProbe::new(model.config().n_layers, config.clone());
     for (i, ids) in sequences.iter().enumerate() {
         let batch = TokenBatch::single(ids)?;
-        model.forward_with(&batch, None, &mut ProbeSet::one(&mut probe))?;
+        let mut before = Before(probes);
+        let outcome = model.forward_with(
+            &batch,
+            None,
+            &mut ProbeSet::one(&mut before).with(&mut probe),
+        );
+        if let Some(err) = probe.non_finite_error() {
+            return Err(err);
+        }
+        outcome?;
         probe.finish_call(1);
         progress(i + 1, sequences.len());
     }
-    let result = probe.into_result();
-    if let Some(layer) = result.layers.iter().find(|l| !l.mean_top1().is_finite()) {
-        return Err(Error::NonFiniteResult {
-            what: format!("the top-1 magnitude of block {}", layer.layer),
-            value: layer.mean_top1(),
-        });
+    Ok(probe.into_result())
+}
+
+/// The caller's probe set, run as one probe ahead of the measurement.
+struct Before<'s, 'a, B: Backend>(&'s mut ProbeSet<'a, B>);
+
+impl<B: Backend> Probe<B> for Before<'_, '_, B> {
+    fn wants(&self, site: Site) -> bool {
+        self.0.wants(site)
     }
-    Ok(result)
+
+    fn hook(
+        &mut self,
+        site: Site,
+        activation: Tensor<B, 3>,
+        ctx: &HookContext<B>,
+    ) -> Result<Tensor<B, 3>> {
+        self.0.apply(site, activation, ctx)
+    }
+
+    fn hook_pattern(
+        &mut self,
+        site: Site,
+        pattern: Tensor<B, 4>,
+        ctx: &HookContext<B>,
+    ) -> Result<Tensor<B, 4>> {
+        self.0.apply_pattern(site, pattern, ctx)
+    }
+
+    fn skip_block(
+        &mut self,
+        layer: usize,
+        ctx: &HookContext<B>,
+    ) -> Result<strata_core::probe::BlockSkip> {
+        self.0.skip_block(layer, ctx)
+    }
 }
