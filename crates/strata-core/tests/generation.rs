@@ -197,7 +197,7 @@ fn an_observing_probe_leaves_the_forward_pass_unchanged() {
     drop(observe);
     assert_eq!(plain, probed);
     // Every rank-3 site (the pattern is seen through `hook_pattern`, not a closure).
-    let rank3 = Site::all(&model.config())
+    let rank3 = Site::all(model.config())
         .iter()
         .filter(|s| s.rank() == 3)
         .count();

@@ -159,7 +159,7 @@ fn check_added_sites(fixture: &str) {
         );
     }
     let first = common::reference_keys(fixture, "reference.safetensors");
-    for site in Site::all(&model.config()) {
+    for site in Site::all(model.config()) {
         let name = site.to_string();
         assert!(
             first.contains(&name) || keys.contains(&name),

@@ -16,7 +16,7 @@ fn check_all_sites_on_wgpu(fixture: &str) {
     let device = Default::default();
     let model = Model::<Wgpu>::load(&common::fixture(fixture), &device).expect("fixture loads");
     let (_, ids) = reference_ids(fixture, "input_ids");
-    let sites = Site::all(&model.config());
+    let sites = Site::all(model.config());
     let captured = common::capture_sites(&model, &ids, &sites);
     for site in &sites {
         let (shape, expected) = common::reference_any(fixture, &site.to_string());

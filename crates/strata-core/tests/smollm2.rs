@@ -66,7 +66,7 @@ fn smollm2_tokenizer_matches_hf_on_varied_strings() {
 fn smollm2_logits_and_residuals_match_hf() {
     let Some(path) = gguf() else { return };
     let model = Model::<B>::load(&path, &Default::default()).unwrap();
-    let cfg = &model.config();
+    let cfg = model.config();
     assert_eq!(
         (
             cfg.n_layers,

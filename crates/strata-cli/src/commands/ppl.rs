@@ -69,7 +69,7 @@ fn ppl_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     let window = args.window.unwrap_or(model.config().n_ctx.min(1024));
     let stride = args.stride.unwrap_or((window / 2).max(1));
     let config = PerplexityConfig::new(window, stride)?;
-    config.check_fits(&model.config())?;
+    config.check_fits(model.config())?;
     let bar = progress::bar(tokens.len() as u64, "tokens");
     let result = perplexity(
         &model,
