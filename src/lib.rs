@@ -5,6 +5,8 @@
 //!   TransformerLens site, generation, evaluation and fine-tuning.
 //! - [`spectra`] (`strata-spectra`): condition-number spectra of weight tensors and KappaTune.
 //! - [`massive`] (`strata-massive`): where the massive activations sit, layer by layer.
+//! - [`sparsity`] (`strata-sparsity`): how sparse the MLP neurons are at a perplexity cost
+//!   of p% (CETT thresholds, PPL-p%).
 //! - [`report`] (`strata-report`): tables and figures of analysis results.
 //!
 //! Each analysis is a crate of its own that depends only on `strata-core`; see the book for a

@@ -35,6 +35,8 @@ enum Command {
     Kappatune(commands::kappatune::Args),
     /// Where the massive activations sit: top magnitudes vs the median, layer by layer.
     Massive(commands::massive::Args),
+    /// How many MLP neurons each layer can skip at a perplexity cost of p% (CETT thresholds).
+    Sparsity(commands::sparsity::Args),
     /// Write a model (a `.gguf` file, say) as a Hugging Face folder.
     Export(commands::export::Args),
 }
@@ -74,5 +76,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Kappatune(args) => commands::kappatune::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Massive(args) => commands::massive::run(args),
+        Command::Sparsity(args) => commands::sparsity::run(args),
     }
 }

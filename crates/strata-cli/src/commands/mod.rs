@@ -9,4 +9,5 @@ pub mod kappatune;
 pub mod massive;
 mod model_args;
 pub mod ppl;
+pub mod sparsity;
 pub mod spectra;
