@@ -37,6 +37,8 @@ enum Command {
     Massive(commands::massive::Args),
     /// How many MLP neurons each layer can skip at a perplexity cost of p% (CETT thresholds).
     Sparsity(commands::sparsity::Args),
+    /// Which layers each token uses (LAC void maps), and accuracy with the voids skipped.
+    Void(commands::void::Args),
     /// Write a model (a `.gguf` file, say) as a Hugging Face folder.
     Export(commands::export::Args),
 }
@@ -77,5 +79,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Export(args) => commands::export::run(args),
         Command::Massive(args) => commands::massive::run(args),
         Command::Sparsity(args) => commands::sparsity::run(args),
+        Command::Void(args) => commands::void::run(args),
     }
 }

@@ -11,3 +11,4 @@ mod model_args;
 pub mod ppl;
 pub mod sparsity;
 pub mod spectra;
+pub mod void;
