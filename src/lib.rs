@@ -7,6 +7,8 @@
 //! - [`massive`] (`strata-massive`): where the massive activations sit, layer by layer.
 //! - [`sparsity`] (`strata-sparsity`): how sparse the MLP neurons are at a perplexity cost
 //!   of p% (CETT thresholds, PPL-p%).
+//! - [`void`] (`strata-void`): which layers each token uses (L2 Adaptive Computation void
+//!   maps) and what skipping the voids does.
 //! - [`report`] (`strata-report`): tables and figures of analysis results.
 //!
 //! Each analysis is a crate of its own that depends only on `strata-core`; see the book for a
@@ -19,4 +21,6 @@
 pub use strata_core as core;
 pub use strata_massive as massive;
 pub use strata_report as report;
+pub use strata_sparsity as sparsity;
 pub use strata_spectra as spectra;
+pub use strata_void as void;
