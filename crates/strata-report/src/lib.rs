@@ -34,6 +34,7 @@ mod error;
 mod forgetting_figure;
 mod layer_lines;
 mod massive_figure;
+mod massive_views;
 mod parquet_table;
 mod ranking_csv;
 mod spectra_csv;
@@ -46,6 +47,9 @@ mod void_figure;
 pub use error::{Error, Result};
 pub use forgetting_figure::{ForgettingPoint, plot_forgetting_vs_accuracy};
 pub use massive_figure::plot_massive_by_layer;
+pub use massive_views::{
+    TokenDimMap, Trajectory, plot_ratio_bars, plot_token_dim_heatmap, plot_trajectories,
+};
 pub use ranking_csv::{RANKING_COLUMNS, write_ranking_csv, write_ranking_rows};
 pub use spectra_csv::{SPECTRA_COLUMNS, spectra_row, write_spectra_csv, write_spectra_rows};
 pub use sparsity_figure::plot_activation_ratio_by_layer;
