@@ -2,6 +2,7 @@
 //! tables and figures.
 
 pub mod kappatune;
+pub mod massive;
 
 use std::path::PathBuf;
 
@@ -13,6 +14,10 @@ pub enum Experiment {
     /// KappaTune forgetting: lowest-, highest-, random-kappa and all-parameter fine-tuning
     /// of the tiny default model on arithmetic, forgetting measured on KJV.
     Kappatune,
+    /// Massive activations over training: every checkpoint of the tiny suite, the
+    /// five-parameter fit of each layer's series with its R^2, and the parameters predicted
+    /// from the architecture.
+    Massive,
 }
 
 #[derive(clap::Args)]
@@ -48,6 +53,23 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<()> {
     match args.experiment {
+        Experiment::Massive => {
+            let name = if args.smoke { "massive-smoke" } else { "massive" };
+            let root = crate::workspace_root();
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| root.join("out/reproduce").join(name));
+            let cfg = if args.smoke {
+                massive::Settings::smoke(&out)
+            } else {
+                massive::Settings::full(&root)
+            };
+            let summary = massive::run(&cfg, &root, &out)?;
+            println!("{summary}");
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
         Experiment::Kappatune => {
             let mut cfg = if args.smoke {
                 kappatune::Settings::smoke()

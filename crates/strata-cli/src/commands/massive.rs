@@ -1,13 +1,19 @@
-//! `strata massive`: where the massive activations of a model sit, layer by layer.
+//! `strata massive`: where the massive activations of a model sit, layer by layer, and how
+//! they emerged over the checkpoints of a training run (`--series`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
 use serde::Serialize;
 use strata_core::eval::corpus;
 use strata_core::io::{RunManifest, write_json_atomic};
-use strata_massive::{MassiveConfig, measure};
+use strata_core::probe::{Capture, ProbeSet, Site};
+use strata_core::{Model, TokenBatch, Tokenizer};
+use strata_massive::{
+    FitConfig, MassiveConfig, MassiveResult, Statistic, discover_series, fit_dynamics, layer_rows,
+    measure, measure_series, series_rows, top_rows,
+};
 
 use super::model_args::ModelArgs;
 use crate::progress;
@@ -15,12 +21,21 @@ use crate::with_backend;
 
 /// Arguments of `strata massive`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("model", |a| a.required(false).default_value("").hide_default_value(true)))]
 pub struct Args {
     #[command(flatten)]
     pub target: ModelArgs,
+    /// A checkpoint series instead of one model: a folder of `step{N}` (or
+    /// `checkpoint-{N}`) model folders, measured in step order on the same tokens, with the
+    /// five-parameter fit of every layer's series.
+    #[arg(long, conflicts_with = "intervene")]
+    pub series: Option<PathBuf>,
     /// A text to measure (one sequence).
-    #[arg(long, conflicts_with = "corpus")]
+    #[arg(long, conflicts_with_all = ["corpus", "token_ids"])]
     pub text: Option<String>,
+    /// Token ids to measure (one sequence), comma-separated.
+    #[arg(long, value_delimiter = ',', conflicts_with = "corpus")]
+    pub token_ids: Option<Vec<u32>>,
     /// A plain-text corpus, framed as `strata ppl` frames it and cut into `--n-seq`
     /// contiguous sequences of `--seq-len` tokens.
     #[arg(long)]
@@ -44,85 +59,89 @@ pub struct Args {
     /// mean, and report the perplexity of the measured sequences each way.
     #[arg(long)]
     pub intervene: bool,
-    /// Folder for `layers.csv`, `entries.csv` and `massive.json`.
+    /// Output folder. One model: `massive.csv`, `top_activations.csv` (each also as
+    /// `.parquet`), `massive.json` and figures. A series: `series.csv`, `fits.csv`,
+    /// `series.json` and the trajectories figure.
     #[arg(long)]
     pub out: Option<PathBuf>,
-}
-
-/// One row of `layers.csv`.
-#[derive(Serialize)]
-struct LayerRow {
-    layer: usize,
-    n_sequences: usize,
-    mean_top1: f64,
-    mean_top2: f64,
-    mean_top3: f64,
-    mean_median: f64,
-    ratio_of_means: f64,
-    n_massive: usize,
-}
-
-/// One row of `entries.csv`.
-#[derive(Serialize)]
-struct EntryRow {
-    layer: usize,
-    sequence: usize,
-    position: usize,
-    token_id: u32,
-    token: String,
-    dim: usize,
-    value: f64,
-    ratio_to_median: f64,
-    massive: bool,
 }
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
     let spec = args.target.device_spec()?;
+    if args.series.is_some() {
+        return with_backend!(spec, series_on(args));
+    }
+    if args.target.model.as_os_str().is_empty() {
+        bail!("give --model (one model) or --series (a folder of checkpoints)");
+    }
     with_backend!(spec, massive_on(args))
+}
+
+/// The sequences to measure, from `--text`, `--token-ids` or `--corpus`.
+fn sequences(args: &Args, tokenizer: Option<&Tokenizer>, n_ctx: usize) -> Result<Vec<Vec<u32>>> {
+    let need = |what: &str| {
+        tokenizer.with_context(|| format!("{what} needs a tokenizer; give --token-ids instead"))
+    };
+    if let Some(ids) = &args.token_ids {
+        if ids.is_empty() {
+            bail!("--token-ids is empty");
+        }
+        return Ok(vec![ids.clone()]);
+    }
+    if let Some(text) = &args.text {
+        return Ok(vec![need("--text")?.encode(text)?]);
+    }
+    let Some(path) = &args.corpus else {
+        bail!("give --text, --token-ids or --corpus");
+    };
+    let tokenizer = need("--corpus")?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading corpus {}", path.display()))?;
+    let stream = corpus::frame_lines(tokenizer, text.lines())?;
+    let seq_len = args.seq_len.unwrap_or(n_ctx.min(256));
+    if seq_len == 0 || args.n_seq == 0 {
+        bail!("--seq-len and --n-seq must be at least 1");
+    }
+    let chunks: Vec<Vec<u32>> = stream
+        .chunks_exact(seq_len)
+        .take(args.n_seq)
+        .map(<[u32]>::to_vec)
+        .collect();
+    if chunks.len() < args.n_seq {
+        bail!(
+            "{}: {} tokens hold only {} sequences of {seq_len}",
+            path.display(),
+            stream.len(),
+            chunks.len()
+        );
+    }
+    Ok(chunks)
+}
+
+fn config_of(args: &Args) -> MassiveConfig {
+    MassiveConfig {
+        top_k: args.top_k,
+        abs_threshold: args.abs_threshold,
+        ratio_threshold: args.ratio_threshold,
+    }
 }
 
 fn massive_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     let model = args.target.load::<B>(device)?;
-    let tokenizer = model.tokenizer()?;
-    let sequences: Vec<Vec<u32>> = match (&args.text, &args.corpus) {
-        (Some(text), _) => vec![tokenizer.encode(text)?],
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading corpus {}", path.display()))?;
-            let stream = corpus::frame_lines(tokenizer, text.lines())?;
-            let seq_len = args.seq_len.unwrap_or(model.config().n_ctx.min(256));
-            if seq_len == 0 || args.n_seq == 0 {
-                bail!("--seq-len and --n-seq must be at least 1");
-            }
-            let chunks: Vec<Vec<u32>> = stream
-                .chunks_exact(seq_len)
-                .take(args.n_seq)
-                .map(<[u32]>::to_vec)
-                .collect();
-            if chunks.len() < args.n_seq {
-                bail!(
-                    "{}: {} tokens hold only {} sequences of {seq_len}",
-                    path.display(),
-                    stream.len(),
-                    chunks.len()
-                );
-            }
-            chunks
-        }
-        (None, None) => bail!("give --text or --corpus"),
-    };
-    let config = MassiveConfig {
-        top_k: args.top_k,
-        abs_threshold: args.abs_threshold,
-        ratio_threshold: args.ratio_threshold,
-    };
+    let tokenizer = model.tokenizer_if_any();
+    let sequences = sequences(args, tokenizer, model.config().n_ctx)?;
+    let config = config_of(args);
     let bar = progress::bar(sequences.len() as u64, "sequences");
     let result = measure(&model, &sequences, &config, &mut |done, _| {
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();
-    let token = |id: u32| tokenizer.decode_with_special(&[id]).unwrap_or_default();
+    let token = |id: u32| {
+        tokenizer
+            .and_then(|t| t.decode_with_special(&[id]).ok())
+            .unwrap_or_else(|| id.to_string())
+    };
 
     say!(
         "{:>5} {:>12} {:>12} {:>12}  massive",
@@ -169,59 +188,240 @@ fn massive_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         if !interventions.is_empty() {
             strata_report::write_table(&out.join("intervention.csv"), &interventions)?;
         }
-        let layers: Vec<LayerRow> = result
-            .layers
-            .iter()
-            .map(|l| LayerRow {
-                layer: l.layer,
-                n_sequences: l.n_sequences,
-                mean_top1: l.mean_top1(),
-                mean_top2: l.sum_top2 / l.n_sequences.max(1) as f64,
-                mean_top3: l.sum_top3 / l.n_sequences.max(1) as f64,
-                mean_median: l.mean_median(),
-                ratio_of_means: l.ratio_of_means(),
-                n_massive: l.massive().count(),
-            })
-            .collect();
-        let entries: Vec<EntryRow> = result
-            .layers
-            .iter()
-            .flat_map(|l| &l.top)
-            .map(|e| EntryRow {
-                layer: e.layer,
-                sequence: e.sequence,
-                position: e.position,
-                token_id: e.token_id,
-                token: token(e.token_id),
-                dim: e.dim,
-                value: e.value,
-                ratio_to_median: e.ratio_to_median,
-                massive: e.massive,
-            })
-            .collect();
-        strata_report::write_table(&out.join("layers.csv"), &layers)?;
-        strata_report::write_table(&out.join("entries.csv"), &entries)?;
+        strata_report::write_table(&out.join("massive.csv"), &layer_rows(&result))?;
+        strata_report::write_table(&out.join("top_activations.csv"), &top_rows(&result, &token))?;
         write_json_atomic(&out.join("massive.json"), &result)?;
-        let title = format!(
-            "largest and median |h| by layer: {}",
-            args.target
-                .model
-                .file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-        );
-        strata_report::plot_massive_by_layer(&result, &title, &out.join("massive_by_layer.svg"))?;
-        let mut files = vec![
-            "layers.csv".to_string(),
-            "entries.csv".to_string(),
-            "massive.json".to_string(),
-            "massive_by_layer.svg".to_string(),
-        ];
+        let name = args
+            .target
+            .model
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        strata_report::plot_massive_by_layer(
+            &result,
+            &format!("largest and median |h| by layer: {name}"),
+            &out.join("massive_by_layer.svg"),
+        )?;
+        strata_report::plot_ratio_bars(
+            &result,
+            &format!("top-1 / median |h| by layer: {name}"),
+            &out.join("ratio_by_layer.svg"),
+        )?;
+        let heatmap = heatmap_of_top_layer(&model, &sequences, &result, &token)?;
+        strata_report::plot_token_dim_heatmap(
+            &heatmap.1,
+            64,
+            192,
+            &format!(
+                "|h| at blocks.{}.hook_resid_post, sequence {}: {name}",
+                heatmap.0, heatmap.2
+            ),
+            &out.join("top_layer_heatmap.svg"),
+        )?;
+        let mut files: Vec<String> = [
+            "massive.csv",
+            "massive.parquet",
+            "top_activations.csv",
+            "top_activations.parquet",
+            "massive.json",
+            "massive_by_layer.svg",
+            "ratio_by_layer.svg",
+            "top_layer_heatmap.svg",
+        ]
+        .map(String::from)
+        .to_vec();
         if !interventions.is_empty() {
             files.push("intervention.csv".into());
+            files.push("intervention.parquet".into());
         }
         RunManifest::new(args.target.model.display().to_string(), files).write(out)?;
         say!("wrote {}", out.display());
     }
+    Ok(())
+}
+
+/// `|h|` over (token, dim) at the layer holding the largest magnitude, for the sequence
+/// holding it: (layer, map, sequence).
+fn heatmap_of_top_layer<B: Backend>(
+    model: &Model<B>,
+    sequences: &[Vec<u32>],
+    result: &MassiveResult,
+    token: &dyn Fn(u32) -> String,
+) -> Result<(usize, strata_report::TokenDimMap, usize)> {
+    let top = result
+        .layers
+        .iter()
+        .filter_map(|l| l.top.first())
+        .max_by(|a, b| a.value.abs().total_cmp(&b.value.abs()))
+        .context("no layer holds an entry")?;
+    let (layer, sequence) = (top.layer, top.sequence);
+    let ids = &sequences[sequence];
+    let site = Site::ResidPost { layer };
+    let mut capture = Capture::new([site]);
+    model.forward_with(
+        &TokenBatch::single(ids)?,
+        None,
+        &mut ProbeSet::one(&mut capture),
+    )?;
+    let h = capture
+        .captured
+        .remove(&site)
+        .context("the capture of the top layer is missing")?;
+    let map = strata_report::TokenDimMap {
+        n_tokens: h.shape[1],
+        width: h.shape[2],
+        values: h.data,
+        tokens: ids.iter().map(|&id| token(id)).collect(),
+    };
+    Ok((layer, map, sequence))
+}
+
+/// One row of `fits.csv`.
+#[derive(Serialize)]
+struct FitRow {
+    layer: usize,
+    statistic: &'static str,
+    a: f64,
+    lambda: f64,
+    gamma: f64,
+    t0: f64,
+    k: f64,
+    r2: f64,
+    aic: f64,
+    peak_step: Option<f64>,
+    peak_observed: bool,
+    n_points: usize,
+}
+
+fn series_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
+    let dir = args.series.as_deref().context("--series")?;
+    let checkpoints = discover_series(dir)?;
+    let first = &checkpoints[0];
+    let config0 = Model::<B>::read_config(&first.path)?;
+    let tokenizer_path = first.path.join("tokenizer.json");
+    let tokenizer = if tokenizer_path.is_file() {
+        Some(Tokenizer::from_file(&tokenizer_path)?)
+    } else {
+        None
+    };
+    let sequences = sequences(args, tokenizer.as_ref(), config0.n_ctx)?;
+    say!(
+        "{}: {} checkpoints (steps {} to {}), {} sequences of {} tokens",
+        dir.display(),
+        checkpoints.len(),
+        first.step,
+        checkpoints[checkpoints.len() - 1].step,
+        sequences.len(),
+        sequences[0].len()
+    );
+    let bar = progress::bar(checkpoints.len() as u64, "checkpoints");
+    let series = measure_series::<B>(
+        dir,
+        &checkpoints,
+        &sequences,
+        &config_of(args),
+        device,
+        &mut |done, _| bar.set_position(done as u64),
+    )?;
+    bar.finish_and_clear();
+    let steps: Vec<f64> = series.steps().iter().map(|&s| s as f64).collect();
+    let n_layers = series.model.n_layers;
+    let mut fits = Vec::new();
+    let mut trajectories = Vec::new();
+    say!(
+        "{:>5} {:>10} {:>10}   ratio fit: {:>8} {:>10} {:>10}",
+        "layer",
+        "first",
+        "last",
+        "R^2",
+        "AIC",
+        "peak step"
+    );
+    for layer in 0..n_layers {
+        for statistic in [Statistic::Ratio, Statistic::Top1, Statistic::Median] {
+            let values = series.trajectory(layer, statistic);
+            let what = format!("layer {layer} {}", statistic.name());
+            let fit = match fit_dynamics(&what, &steps, &values, &FitConfig::default()) {
+                Ok(fit) => Some(fit),
+                Err(e) => {
+                    if statistic == Statistic::Ratio {
+                        say!("  {e}");
+                    }
+                    None
+                }
+            };
+            if statistic == Statistic::Ratio {
+                say!(
+                    "{:>5} {:>10.2} {:>10.2}              {:>8} {:>10} {:>10}",
+                    layer,
+                    values[0],
+                    values[values.len() - 1],
+                    fit.as_ref().map_or("-".into(), |f| format!("{:.4}", f.r2)),
+                    fit.as_ref().map_or("-".into(), |f| format!("{:.1}", f.aic)),
+                    fit.as_ref()
+                        .and_then(|f| f.peak_step)
+                        .map_or("none".into(), |t| format!("{t:.0}"))
+                );
+                trajectories.push(strata_report::Trajectory {
+                    name: format!("layer {layer}"),
+                    points: steps.iter().copied().zip(values.iter().copied()).collect(),
+                    fit: fit.as_ref().map(|f| f.params),
+                });
+            }
+            if let Some(f) = fit {
+                fits.push(FitRow {
+                    layer,
+                    statistic: statistic.name(),
+                    a: f.params.a,
+                    lambda: f.params.lambda,
+                    gamma: f.params.gamma,
+                    t0: f.params.t0,
+                    k: f.params.k,
+                    r2: f.r2,
+                    aic: f.aic,
+                    peak_step: f.peak_step,
+                    peak_observed: f.peak_observed,
+                    n_points: f.n_points,
+                });
+            }
+        }
+    }
+    if let Some(out) = &args.out {
+        write_series_outputs(out, dir, &series, &fits, &trajectories)?;
+        say!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+fn write_series_outputs(
+    out: &Path,
+    dir: &Path,
+    series: &strata_massive::SeriesResult,
+    fits: &[FitRow],
+    trajectories: &[strata_report::Trajectory],
+) -> Result<()> {
+    strata_report::write_table(&out.join("series.csv"), &series_rows(series))?;
+    strata_report::write_table(&out.join("fits.csv"), fits)?;
+    write_json_atomic(&out.join("series.json"), series)?;
+    let name = dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    strata_report::plot_trajectories(
+        trajectories,
+        &format!("top-1 / median over training, with fits: {name}"),
+        "top-1 / median |h|",
+        &out.join("trajectories.svg"),
+    )?;
+    let files = [
+        "series.csv",
+        "series.parquet",
+        "fits.csv",
+        "fits.parquet",
+        "series.json",
+        "trajectories.svg",
+    ]
+    .map(String::from)
+    .to_vec();
+    RunManifest::new(dir.display().to_string(), files).write(out)?;
     Ok(())
 }
 
