@@ -144,7 +144,10 @@ impl Steering {
         if let Some(l) = self.vectors.keys().find(|&&l| l >= config.n_layers) {
             return Err(Error::InvalidArgument {
                 what: "layer".into(),
-                reason: format!("{l} is out of range: {model} has {} blocks", config.n_layers),
+                reason: format!(
+                    "{l} is out of range: {model} has {} blocks",
+                    config.n_layers
+                ),
             });
         }
         Ok(())
@@ -224,7 +227,8 @@ impl<B: Backend> Probe<B> for Steering {
     fn wants(&self, site: Site) -> bool {
         match SiteKind::of(site) {
             Some((kind, layer)) => {
-                self.ablate_all.is_some() || (kind == self.site && self.vectors.contains_key(&layer))
+                self.ablate_all.is_some()
+                    || (kind == self.site && self.vectors.contains_key(&layer))
             }
             None => false,
         }

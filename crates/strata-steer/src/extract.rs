@@ -274,9 +274,7 @@ impl<B: Backend> Probe<B> for Reader {
     ) -> strata_core::Result<Tensor<B, 3>> {
         let [b, _, d] = activation.dims();
         let weights = Tensor::<B, 3>::from_data(self.weights.clone(), &activation.device());
-        let read: Tensor<B, 2> = (activation.clone() * weights)
-            .sum_dim(1)
-            .reshape([b, d]);
+        let read: Tensor<B, 2> = (activation.clone() * weights).sum_dim(1).reshape([b, d]);
         let slot = self.sites[&site];
         self.rows[slot] = Some(HostTensor::from_tensor(read).data);
         Ok(activation)

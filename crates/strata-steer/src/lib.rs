@@ -68,9 +68,7 @@ pub use error::{Error, Result};
 pub use extract::{ExtractConfig, PairActivations, SiteKind, extract_activations};
 pub use pairs::{ContrastivePair, read_pairs};
 pub use position::ReadPosition;
-pub use score::{
-    LayerScore, js_divergence, legacy_ta2_score, score_layer, score_layers, softmax,
-};
+pub use score::{LayerScore, js_divergence, legacy_ta2_score, score_layer, score_layers, softmax};
 pub use sweep::{DosePoint, dose_response, sequence_log_probs};
 pub use vectors::{META_KEY, SteeringMeta, SteeringVectors};
 

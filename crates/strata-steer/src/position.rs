@@ -37,11 +37,7 @@ impl ReadPosition {
         match self {
             ReadPosition::Last => Ok(vec![n_tokens - 1]),
             ReadPosition::Index(i) => {
-                let idx = if *i < 0 {
-                    n_tokens as i64 + i
-                } else {
-                    *i
-                };
+                let idx = if *i < 0 { n_tokens as i64 + i } else { *i };
                 if idx < 0 || idx >= n_tokens as i64 {
                     return Err(outside(format!("index {i}")));
                 }

@@ -52,7 +52,12 @@ pub fn score_layers(acts: &PairActivations) -> Result<Vec<LayerScore>> {
 }
 
 /// Scores one layer's `[n, d]` positive and negative activations.
-pub fn score_layer(layer: usize, positive: &[f32], negative: &[f32], d: usize) -> Result<LayerScore> {
+pub fn score_layer(
+    layer: usize,
+    positive: &[f32],
+    negative: &[f32],
+    d: usize,
+) -> Result<LayerScore> {
     let (pos, neg) = (to_matrix(positive, d)?, to_matrix(negative, d)?);
     if pos.nrows() != neg.nrows() {
         return Err(Error::Unpaired {

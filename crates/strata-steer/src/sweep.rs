@@ -52,13 +52,17 @@ pub fn sequence_log_probs<B: Backend>(
                 weights[r * p + t] = 1.0;
             }
         }
-        let targets =
-            Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [b, p, 1]), &device);
+        let targets = Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [b, p, 1]), &device);
         let picked = log_probs.gather(2, targets);
         let weights = Tensor::<B, 3>::from_data(TensorData::new(weights, [b, p, 1]), &device);
         let _ = v;
         let sums: Tensor<B, 2> = (picked * weights).sum_dim(1).reshape([b, 1]);
-        out.extend(HostTensor::from_tensor(sums).data.into_iter().map(f64::from));
+        out.extend(
+            HostTensor::from_tensor(sums)
+                .data
+                .into_iter()
+                .map(f64::from),
+        );
     }
     Ok(out)
 }
@@ -89,12 +93,8 @@ pub fn dose_response<B: Backend>(
         let mut steering = steering_at(alpha as f32)?;
         let lp_pos = sequence_log_probs(model, positive, 16, &mut ProbeSet::one(&mut steering))?;
         let lp_neg = sequence_log_probs(model, negative, 16, &mut ProbeSet::one(&mut steering))?;
-        let log_odds = lp_pos
-            .iter()
-            .zip(&lp_neg)
-            .map(|(a, b)| a - b)
-            .sum::<f64>()
-            / lp_pos.len() as f64;
+        let log_odds =
+            lp_pos.iter().zip(&lp_neg).map(|(a, b)| a - b).sum::<f64>() / lp_pos.len() as f64;
         let ppl = perplexity(
             model,
             neutral,

@@ -135,7 +135,11 @@ impl SteeringVectors {
             .metadata()
             .as_ref()
             .and_then(|m| m.get(META_KEY))
-            .ok_or_else(|| bad(format!("no `{META_KEY}` metadata: not a steering-vector file")))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "no `{META_KEY}` metadata: not a steering-vector file"
+                ))
+            })?;
         let meta: SteeringMeta = serde_json::from_str(json)
             .map_err(|e| bad(format!("metadata `{META_KEY}` is not valid: {e}")))?;
         let file = safetensors::SafeTensors::deserialize(&bytes)
