@@ -20,12 +20,20 @@ pub struct Args {
     /// Threads on both sides.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// `forward` only: an HF causal-LM folder to time instead of the random GPT-2-small
+    /// (for example SmolLM2-135M written by `strata export`).
+    #[arg(long)]
+    pub model: Option<std::path::PathBuf>,
+    /// `forward` only: also measure peak RSS while loading this GGUF file.
+    #[arg(long)]
+    pub gguf: Option<std::path::PathBuf>,
 }
 
 /// The benchmarked areas.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Area {
-    /// Forward throughput of a GPT-2-small-shaped model, 4 x 256 tokens, vs HF eager fp32.
+    /// Forward throughput, 4 x 256 tokens, vs HF eager fp32: a GPT-2-small-shaped model, or
+    /// `--model`.
     Forward,
     /// Singular values of every 2-D tensor of a GPT-2-small-shaped checkpoint vs torch.linalg.svdvals.
     Spectra,
@@ -70,6 +78,14 @@ pub fn run(args: &Args) -> Result<()> {
         .arg(root.join(script))
         .arg("--threads")
         .arg(args.threads.to_string());
+    if let Area::Forward = args.area {
+        if let Some(model) = &args.model {
+            command.arg("--model").arg(model);
+        }
+        if let Some(gguf) = &args.gguf {
+            command.arg("--gguf").arg(gguf);
+        }
+    }
     if let Area::TrainStep = args.area {
         // The strata side runs `xtask train-tiny`: this binary, already built in release.
         let xtask = std::env::current_exe().context("locating the xtask binary")?;
