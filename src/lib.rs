@@ -9,6 +9,8 @@
 //!   of p% (CETT thresholds, PPL-p%).
 //! - [`void`] (`strata-void`): which layers each token uses (L2 Adaptive Computation void
 //!   maps) and what skipping the voids does.
+//! - [`steer`] (`strata-steer`): steering vectors from contrastive pairs: extract, choose the
+//!   layer, apply, ablate, compare, save.
 //! - [`report`] (`strata-report`): tables and figures of analysis results.
 //!
 //! Each analysis is a crate of its own that depends only on `strata-core`; see the book for a
@@ -24,3 +26,4 @@ pub use strata_report as report;
 pub use strata_sparsity as sparsity;
 pub use strata_spectra as spectra;
 pub use strata_void as void;
+pub use strata_steer as steer;

@@ -39,6 +39,8 @@ enum Command {
     Sparsity(commands::sparsity::Args),
     /// Which layers each token uses (LAC void maps), and accuracy with the voids skipped.
     Void(commands::void::Args),
+    /// Steering vectors: extract from contrastive pairs, apply, sweep alpha, compare.
+    Steer(commands::steer::Args),
     /// Write a model (a `.gguf` file, say) as a Hugging Face folder.
     Export(commands::export::Args),
 }
@@ -80,5 +82,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Massive(args) => commands::massive::run(args),
         Command::Sparsity(args) => commands::sparsity::run(args),
         Command::Void(args) => commands::void::run(args),
+        Command::Steer(args) => commands::steer::run(args),
     }
 }

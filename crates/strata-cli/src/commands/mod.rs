@@ -11,4 +11,5 @@ mod model_args;
 pub mod ppl;
 pub mod sparsity;
 pub mod spectra;
+pub mod steer;
 pub mod void;
