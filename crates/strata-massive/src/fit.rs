@@ -14,6 +14,11 @@
 //! with `lambda < 0`, the fit is redone with `lambda = 0` held, the boundary optimum), and
 //! `x > 0` at every data point, where `ln x` is defined, by rejecting any step that leaves
 //! that domain (the trust region shrinks).
+//!
+//! Starts: the spec's guess, and by default four variants of it (a falling curve, a slow
+//! rise, an early peak; [`FitConfig::multi_start`]); the lowest residual wins. On the series
+//! the spec's start fits well the optimum is the same; on falling or flat series the single
+//! start can stall on a flat curve.
 
 use levenberg_marquardt::{LeastSquaresProblem, LevenbergMarquardt};
 use nalgebra::{DMatrix, DVector, Dyn, Owned};
@@ -108,15 +113,20 @@ pub struct FitConfig {
     pub tolerance: f64,
     /// At most this many residual evaluations per parameter and per fit.
     pub patience: usize,
+    /// Also start from four variants of the spec's guess (a falling curve, a slow rise, an
+    /// early peak) and keep the lowest residual: the spec's single start fits rising series
+    /// and can stall on falling or flat ones.
+    pub multi_start: bool,
 }
 
 impl Default for FitConfig {
-    /// scipy's defaults for `curve_fit` (`ftol = xtol = gtol = 1e-8`), and a generous
-    /// evaluation budget (the series are short).
+    /// scipy's defaults for `curve_fit` (`ftol = xtol = gtol = 1e-8`), a generous
+    /// evaluation budget (the series are short), and several starts.
     fn default() -> Self {
         Self {
             tolerance: 1e-8,
             patience: 2000,
+            multi_start: true,
         }
     }
 }
@@ -184,35 +194,39 @@ pub fn fit_dynamics(
     let solver = LevenbergMarquardt::new()
         .with_tol(config.tolerance)
         .with_patience(config.patience);
-    let problem = Problem::new(&t_n, &y_n, initial, vec![0, 1, 2, 3, 4]);
-    let (mut problem, mut report) = solver.minimize(problem);
-    let mut lambda_at_bound = false;
-    if problem.params[1] < 0.0 {
-        // The free optimum breaks lambda >= 0: the bounded optimum lies on the bound.
-        let mut start = problem.params;
-        start[1] = 0.0;
-        if !problem.valid_at(&start) {
-            start = initial;
-            start[1] = 0.0;
+    let starts: Vec<[f64; N_PARAMS]> = if config.multi_start {
+        let [a, l, g, t0, k] = initial;
+        vec![
+            initial,
+            [-a, l, g, t0, k + a / 2.0],
+            [a, l / 10.0, g, t0, k - a / 2.0],
+            [-a, l / 10.0, g, t0, k + a / 2.0],
+            [a, l, 10.0 * g, t0, k],
+        ]
+    } else {
+        vec![initial]
+    };
+    let mut best: Option<Candidate> = None;
+    let mut failures = Vec::new();
+    for start in starts {
+        for candidate in fit_from(&solver, &t_n, &y_n, start) {
+            match candidate {
+                Ok(c) => {
+                    if best.as_ref().is_none_or(|b| c.rss < b.rss) {
+                        best = Some(c);
+                    }
+                }
+                Err(reason) => failures.push(reason),
+            }
         }
-        let bounded = Problem::new(&t_n, &y_n, start, vec![0, 2, 3, 4]);
-        (problem, report) = solver.minimize(bounded);
-        lambda_at_bound = true;
     }
-    if !report.termination.was_successful()
-        && !matches!(
-            report.termination,
-            levenberg_marquardt::TerminationReason::LostPatience
-                | levenberg_marquardt::TerminationReason::NoImprovementPossible(_)
-        )
-    {
+    let Some(best) = best else {
         return Err(bad(format!(
-            "the optimiser failed: {:?}",
-            report.termination
+            "the optimiser failed from every start: {}",
+            failures.join("; ")
         )));
-    }
-
-    let p = problem.params;
+    };
+    let (p, lambda_at_bound, termination) = (best.params, best.lambda_at_bound, best.termination);
     let params = DynamicsParams {
         a: s_y * p[0],
         lambda: p[1],
@@ -240,8 +254,64 @@ pub fn fit_dynamics(
         peak_step,
         peak_observed: peak_step.is_some_and(|t| t > 0.0 && t <= t_max),
         lambda_at_bound,
-        termination: format!("{:?}", report.termination),
+        termination,
     })
+}
+
+/// One local optimum in normalised space.
+struct Candidate {
+    params: [f64; N_PARAMS],
+    rss: f64,
+    lambda_at_bound: bool,
+    termination: String,
+}
+
+/// The local optima reached from `start`: the free fit if it keeps `lambda >= 0`, else the
+/// fits with `lambda = 0` held, from the free optimum and from the start.
+fn fit_from(
+    solver: &LevenbergMarquardt<f64>,
+    t: &[f64],
+    y: &[f64],
+    start: [f64; N_PARAMS],
+) -> Vec<std::result::Result<Candidate, String>> {
+    let run = |start: [f64; N_PARAMS], free: Vec<usize>| {
+        let problem = Problem::new(t, y, start, free);
+        if !problem.valid_at(&start) {
+            return Err("a start outside the domain of ln x".to_string());
+        }
+        let (problem, report) = solver.minimize(problem);
+        let usable = report.termination.was_successful()
+            || matches!(
+                report.termination,
+                levenberg_marquardt::TerminationReason::LostPatience
+                    | levenberg_marquardt::TerminationReason::NoImprovementPossible(_)
+            );
+        let rss = problem.rss();
+        if !usable || !rss.is_finite() {
+            return Err(format!("{:?}", report.termination));
+        }
+        Ok(Candidate {
+            params: problem.params,
+            rss,
+            lambda_at_bound: problem.free.len() < N_PARAMS,
+            termination: format!("{:?}", report.termination),
+        })
+    };
+    match run(start, vec![0, 1, 2, 3, 4]) {
+        Ok(c) if c.params[1] >= 0.0 => vec![Ok(c)],
+        Ok(c) => {
+            // The free optimum breaks lambda >= 0: the bounded optimum lies on the bound.
+            let mut from_free = c.params;
+            from_free[1] = 0.0;
+            let mut from_start = start;
+            from_start[1] = 0.0;
+            vec![
+                run(from_free, vec![0, 2, 3, 4]),
+                run(from_start, vec![0, 2, 3, 4]),
+            ]
+        }
+        Err(e) => vec![Err(e)],
+    }
 }
 
 /// The principal branch of Lambert's W on `z >= 0`: the `w >= 0` with `w e^w = z`
@@ -276,6 +346,19 @@ struct Problem<'a> {
 impl<'a> Problem<'a> {
     fn new(t: &'a [f64], y: &'a [f64], params: [f64; N_PARAMS], free: Vec<usize>) -> Self {
         Self { t, y, params, free }
+    }
+
+    /// The residual sum of squares at the current parameters (infinite outside the domain).
+    fn rss(&self) -> f64 {
+        if !self.valid_at(&self.params) {
+            return f64::INFINITY;
+        }
+        let p = DynamicsParams::from_array(&self.params);
+        self.t
+            .iter()
+            .zip(self.y)
+            .map(|(&t, &y)| (p.eval(t) - y).powi(2))
+            .sum()
     }
 
     /// Whether `ln x` is defined at every point.
