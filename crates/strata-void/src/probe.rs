@@ -241,18 +241,18 @@ impl<B: Backend> VoidProbe<B> {
             ));
         }
         let mut active_now = Vec::with_capacity(norms.len());
-        for i in 0..norms.len() {
+        for (i, &norm) in norms.iter().enumerate() {
             let delta = if skipped {
                 0.0
             } else {
-                norms[i] - call.pre_norms[i]
+                norm - call.pre_norms[i]
             };
             let threshold = call.history[i].threshold(alpha);
             let active = !skipped && delta >= threshold;
             if !skipped {
                 call.history[i].push(delta);
             }
-            call.norms[i].push(norms[i]);
+            call.norms[i].push(norm);
             call.deltas[i].push(delta);
             call.thresholds[i].push(threshold);
             call.active[i].push(active);
