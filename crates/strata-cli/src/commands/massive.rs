@@ -209,8 +209,8 @@ fn massive_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         let heatmap = heatmap_of_top_layer(&model, &sequences, &result, &token)?;
         strata_report::plot_token_dim_heatmap(
             &heatmap.1,
-            64,
-            192,
+            32,
+            96,
             &format!(
                 "|h| at blocks.{}.hook_resid_post, sequence {}: {name}",
                 heatmap.0, heatmap.2
