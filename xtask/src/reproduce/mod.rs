@@ -3,6 +3,7 @@
 
 pub mod kappatune;
 pub mod massive;
+pub mod steer;
 
 use std::path::PathBuf;
 
@@ -18,6 +19,9 @@ pub enum Experiment {
     /// five-parameter fit of each layer's series with its R^2, and the parameters predicted
     /// from the architecture.
     Massive,
+    /// Steering vectors: per-layer directions of the contrastive sets with separation and
+    /// probe accuracy, a dose-response over alpha and steered generations.
+    Steer,
 }
 
 #[derive(clap::Args)]
@@ -67,6 +71,22 @@ pub fn run(args: &Args) -> Result<()> {
             };
             let summary = massive::run(&cfg, &root, &out)?;
             println!("{summary}");
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        Experiment::Steer => {
+            let cfg = if args.smoke {
+                steer::Settings::smoke()
+            } else {
+                steer::Settings::full()
+            };
+            let name = if args.smoke { "steer-smoke" } else { "steer" };
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| crate::workspace_root().join("out/reproduce").join(name));
+            let results = steer::run(&cfg, &crate::workspace_root(), &out)?;
+            println!("{}", steer::markdown_table(&results));
             eprintln!("wrote {}", out.display());
             Ok(())
         }
