@@ -15,15 +15,16 @@
 //! use burn::backend::Flex;
 //! use strata_core::Model;
 //! use strata_core::generate::GenerateConfig;
-//! use strata_void::{Phase, VoidConfig, generate_with_voids};
+//! use strata_void::{Phase, Skip, VoidConfig, generate_with_voids};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let model = Model::<Flex>::load("datasets/models/tiny-default".as_ref(), &Default::default())?;
 //! let prompt = model.tokenizer()?.encode("In the beginning God created")?;
+//! let config = VoidConfig { alpha: 0.8, skip: Skip::DeepestActive, ..VoidConfig::default() };
 //! let generate = GenerateConfig { max_new_tokens: 8, ..Default::default() };
-//! let (new_tokens, voids) = generate_with_voids(&model, &prompt, &generate, &VoidConfig::default())?;
+//! let (new_tokens, voids) = generate_with_voids(&model, &prompt, &generate, &config)?;
 //! println!("{} new tokens", new_tokens.len());
 //! for phase in [Phase::Prompt, Phase::Generation] {
-//!     println!("{}: {:.0}% of layers used", phase.name(), 100.0 * voids.phase(phase).usage());
+//!     println!("{}: {:.0}% of layers", phase.name(), 100.0 * voids.phase(phase).usage());
 //! }
 //! # Ok(()) }
 //! ```

@@ -592,3 +592,29 @@ fn bad_input_is_refused_with_a_clear_error() {
         .unwrap_err();
     assert!(err.to_string().contains("finite"), "{err}");
 }
+
+#[test]
+fn merged_shards_equal_one_run_over_both() {
+    use strata_core::probe::Merge;
+    let model = tiny_default();
+    let first = prompt(&model);
+    let second: Vec<u32> = first.iter().rev().copied().collect();
+    let cfg = config(0.6, Skip::Off);
+    let mut probe = VoidProbe::<B>::new(model.config().n_layers, cfg.clone()).expect("probe");
+    for ids in [&first, &second] {
+        let batch = TokenBatch::single(ids).expect("batch");
+        model
+            .forward_with(&batch, None, &mut ProbeSet::one(&mut probe))
+            .expect("forward");
+    }
+    let together = probe.into_result();
+    let merged = map_prompt(&model, &first, &cfg)
+        .expect("first")
+        .merge(map_prompt(&model, &second, &cfg).expect("second"));
+    assert_eq!(merged, together);
+    assert_eq!(together.n_calls, 2);
+    assert_eq!(
+        together.prompt.n_tokens as usize,
+        first.len() + second.len()
+    );
+}
