@@ -160,18 +160,25 @@ pub fn softmax(x: &[f32]) -> Vec<f64> {
     e.into_iter().map(|v| v / s).collect()
 }
 
-/// Jensen-Shannon divergence (nats) of `softmax(a)` and `softmax(b)`.
+/// `log softmax(x)` in f64.
+fn log_softmax(x: &[f32]) -> Vec<f64> {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = x.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln() + max;
+    x.iter().map(|&v| v as f64 - lse).collect()
+}
+
+/// Jensen-Shannon divergence (nats) of `softmax(a)` and `softmax(b)`, computed from
+/// log-probabilities so that underflowing entries (residual streams with massive
+/// activations put almost all the mass on one dimension) stay finite.
 pub fn js_divergence(a: &[f32], b: &[f32]) -> f64 {
-    let (p, q) = (softmax(a), softmax(b));
-    let kl = |x: &[f64], m: &[f64]| -> f64 {
-        x.iter()
-            .zip(m)
-            .filter(|(xi, _)| **xi > 0.0)
-            .map(|(xi, mi)| xi * (xi / mi).ln())
-            .sum()
-    };
-    let m: Vec<f64> = p.iter().zip(&q).map(|(x, y)| (x + y) / 2.0).collect();
-    (kl(&p, &m) + kl(&q, &m)) / 2.0
+    let (lp, lq) = (log_softmax(a), log_softmax(b));
+    let mut total = 0.0;
+    for (&x, &y) in lp.iter().zip(&lq) {
+        let hi = x.max(y);
+        let lm = hi + ((x - hi).exp() + (y - hi).exp()).ln() - std::f64::consts::LN_2;
+        total += x.exp() * (x - lm) + y.exp() * (y - lm);
+    }
+    (total / 2.0).max(0.0)
 }
 
 /// The TA2 code's score of one pair: `mean_j(M_j log M_j − M_j²)`,

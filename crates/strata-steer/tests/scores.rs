@@ -33,7 +33,24 @@ fn legacy_ta2_score_is_the_released_kl_div_misuse() {
         // The true JS is non-negative and vanishes only for equal distributions.
         assert!(js_divergence(&a, &b) > 0.0);
         assert!(js_divergence(&a, &a).abs() < 1e-12);
+        // Against the textbook formula on probabilities, where nothing underflows.
+        let (p, q) = (softmax(&a), softmax(&b));
+        let m: Vec<f64> = p.iter().zip(&q).map(|(x, y)| (x + y) / 2.0).collect();
+        let kl = |x: &[f64]| -> f64 { x.iter().zip(&m).map(|(xi, mi)| xi * (xi / mi).ln()).sum() };
+        let textbook = (kl(&p) + kl(&q)) / 2.0;
+        assert!((js_divergence(&a, &b) - textbook).abs() < 1e-12);
     }
+    // A massive activation makes most probabilities underflow; the divergence stays finite
+    // and within its bound ln 2.
+    let mut a = vec![0.0f32; 64];
+    let mut b = vec![0.0f32; 64];
+    a[3] = 900.0;
+    b[5] = 900.0;
+    let js = js_divergence(&a, &b);
+    assert!(
+        js.is_finite() && (js - std::f64::consts::LN_2).abs() < 1e-9,
+        "{js}"
+    );
 }
 
 #[test]
