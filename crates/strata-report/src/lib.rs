@@ -58,4 +58,4 @@ pub use spectra_figures::{plot_esd, plot_kappa_by_layer};
 pub use steer_figures::{plot_steer_cosines, plot_steer_dose_response, plot_steer_layer_scores};
 pub use svg::{Draw, render_svg};
 pub use table::write_table;
-pub use void_figure::{VoidMapRow, plot_void_map, plot_void_usage_by_layer};
+pub use void_figure::{VoidMapRow, plot_void_map, plot_void_usage_by_layer, plot_void_vs_alpha};

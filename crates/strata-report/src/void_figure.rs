@@ -128,6 +128,96 @@ pub fn plot_void_usage_by_layer(
     )
 }
 
+/// Draws `series` (name, `(alpha, y)` points) as lines against alpha, with the full model's
+/// value as a dashed horizontal line when given: accuracy or layer usage vs alpha.
+pub fn plot_void_vs_alpha(
+    series: &[(String, Vec<(f64, f64)>)],
+    full_model: Option<f64>,
+    y_desc: &str,
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    let ys: Vec<f64> = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.1))
+        .chain(full_model)
+        .filter(|y| y.is_finite())
+        .collect();
+    let xs: Vec<f64> = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.0))
+        .filter(|x| x.is_finite())
+        .collect();
+    if ys.is_empty() || xs.is_empty() {
+        return Err(Error::NothingToPlot {
+            path: path.to_path_buf(),
+            reason: "no finite point to draw against alpha".into(),
+        });
+    }
+    let fold = |v: &[f64]| {
+        v.iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                (lo.min(x), hi.max(x))
+            })
+    };
+    let ((x_lo, x_hi), (y_lo, y_hi)) = (fold(&xs), fold(&ys));
+    let pad = ((y_hi - y_lo) * 0.1).max(0.02);
+    let series = series.to_vec();
+    let (title, y_desc) = (title.to_string(), y_desc.to_string());
+    let draw =
+        move |root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>| -> Result<(), String> {
+            root.fill(&WHITE).map_err(|e| e.to_string())?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(56)
+                .build_cartesian_2d((x_lo - 0.05)..(x_hi + 0.05), (y_lo - pad)..(y_hi + pad))
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_desc("alpha")
+                .y_desc(y_desc)
+                .draw()
+                .map_err(|e| e.to_string())?;
+            if let Some(full) = full_model {
+                let color = BLACK.mix(0.7);
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        vec![(x_lo - 0.05, full), (x_hi + 0.05, full)],
+                        6,
+                        4,
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| e.to_string())?
+                    .label("full model")
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+            }
+            for (idx, (name, pts)) in series.into_iter().enumerate() {
+                let color = Palette99::pick(idx).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                    .map_err(|e| e.to_string())?
+                    .label(name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+            root.present().map_err(|e| e.to_string())
+        };
+    crate::svg::render_svg(path, (880, 520), Box::new(draw))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +250,11 @@ mod tests {
         assert!(plot_void_map(&[], "t", &path).is_err());
         let usage = [("prompt".to_string(), vec![1.0, 0.5, 0.25])];
         plot_void_usage_by_layer(&usage, "t", &path).unwrap();
+        let acc = [("A".to_string(), vec![(0.2, 0.5), (0.8, 0.4)])];
+        plot_void_vs_alpha(&acc, Some(0.6), "accuracy", "t", &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("full model") && svg.matches("<circle").count() >= 2);
+        assert!(plot_void_vs_alpha(&[], None, "accuracy", "t", &path).is_err());
         std::fs::remove_file(&path).unwrap();
     }
 }
