@@ -3,6 +3,7 @@
 
 pub mod kappatune;
 pub mod massive;
+pub mod sparsity;
 pub mod steer;
 
 use std::path::PathBuf;
@@ -19,6 +20,9 @@ pub enum Experiment {
     /// five-parameter fit of each layer's series with its R^2, and the parameters predicted
     /// from the architecture.
     Massive,
+    /// PPL-p% activation sparsity with CETT thresholds of the tiny models (and, when trained,
+    /// the ReLU/SiLU suite and its checkpoint series).
+    Sparsity,
     /// Steering vectors: per-layer directions of the contrastive sets with separation and
     /// probe accuracy, a dose-response over alpha and steered generations.
     Steer,
@@ -57,6 +61,26 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<()> {
     match args.experiment {
+        Experiment::Sparsity => {
+            let cfg = if args.smoke {
+                sparsity::Settings::smoke()
+            } else {
+                sparsity::Settings::full()
+            };
+            let name = if args.smoke {
+                "sparsity-smoke"
+            } else {
+                "sparsity"
+            };
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| crate::workspace_root().join("out/reproduce").join(name));
+            let results = sparsity::run(&cfg, &crate::workspace_root(), &out)?;
+            println!("{}", sparsity::markdown_table(&results));
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
         Experiment::Massive => {
             let name = if args.smoke { "massive-smoke" } else { "massive" };
             let root = crate::workspace_root();
