@@ -55,7 +55,7 @@ impl DynamicsParams {
     /// `W` the principal branch of Lambert's W); `None` when `lambda <= 0` or `gamma <= 0`
     /// (no peak: the curve only rises or only falls).
     pub fn peak_step(&self) -> Option<f64> {
-        if !(self.lambda > 0.0 && self.gamma > 0.0) {
+        if self.lambda.is_nan() || self.gamma.is_nan() || self.lambda <= 0.0 || self.gamma <= 0.0 {
             return None;
         }
         let u = lambert_w0(1.0 / self.lambda);
@@ -177,7 +177,7 @@ pub fn fit_dynamics(
     let y_max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let y_min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let s_y = y_max - y_min;
-    if !(s_y > 0.0) {
+    if s_y.is_nan() || s_y <= 0.0 {
         return Err(bad(format!(
             "the series is constant ({y_min}): nothing to fit"
         )));
@@ -317,7 +317,7 @@ fn fit_from(
 /// The principal branch of Lambert's W on `z >= 0`: the `w >= 0` with `w e^w = z`
 /// (Halley's iteration from `ln(1 + z)`, to machine precision).
 pub fn lambert_w0(z: f64) -> f64 {
-    if !(z > 0.0) {
+    if z.is_nan() || z <= 0.0 {
         return 0.0;
     }
     let mut w = (1.0 + z).ln();

@@ -134,13 +134,16 @@ pub fn predict_parameters(
     rows: &[(LayerArch, DynamicsParams)],
     config: &PredictorConfig,
 ) -> Result<Vec<ParamPrediction>> {
-    if !(config.test_fraction > 0.0 && config.test_fraction < 1.0) {
+    if config.test_fraction.is_nan() || config.test_fraction <= 0.0 || config.test_fraction >= 1.0 {
         return Err(Error::InvalidArgument {
             what: "test_fraction".into(),
             reason: format!("must lie in (0, 1), got {}", config.test_fraction),
         });
     }
-    if config.n_folds < 2 || config.alphas.is_empty() || config.alphas.iter().any(|a| !(*a > 0.0)) {
+    if config.n_folds < 2
+        || config.alphas.is_empty()
+        || config.alphas.iter().any(|a| a.is_nan() || *a <= 0.0)
+    {
         return Err(Error::InvalidArgument {
             what: "n_folds / alphas".into(),
             reason: "need at least 2 folds and positive penalties".into(),
@@ -192,12 +195,12 @@ pub fn predict_parameters(
         for &alpha in &config.alphas {
             let mut scores = Vec::new();
             for fold in 0..config.n_folds {
-                let (va, tr): (Vec<(usize, &usize)>, Vec<(usize, &usize)>) = train
-                    .iter()
-                    .enumerate()
-                    .partition(|(j, _)| j % config.n_folds == fold);
-                let va: Vec<usize> = va.into_iter().map(|(_, &i)| i).collect();
-                let tr: Vec<usize> = tr.into_iter().map(|(_, &i)| i).collect();
+                let in_fold = |j: &usize| j % config.n_folds == fold;
+                let va: Vec<usize> = (0..train.len()).filter(in_fold).map(|j| train[j]).collect();
+                let tr: Vec<usize> = (0..train.len())
+                    .filter(|j| !in_fold(j))
+                    .map(|j| train[j])
+                    .collect();
                 if va.is_empty() {
                     continue;
                 }

@@ -192,6 +192,9 @@ fn ramp(t: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
+/// `(x, y)` points of a chart.
+type Points = Vec<(f64, f64)>;
+
 /// One layer's series over training and its fitted curve, if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trajectory {
@@ -230,7 +233,7 @@ pub fn plot_trajectories(
         });
     let pad = ((y_max - y_min) * 0.08).max(1e-3);
     let (y_lo, y_hi) = (y_min - pad, y_max + pad);
-    let curves: Vec<(String, Vec<(f64, f64)>, Vec<(f64, f64)>)> = trajectories
+    let curves: Vec<(String, Points, Points)> = trajectories
         .iter()
         .map(|t| {
             let curve = t
