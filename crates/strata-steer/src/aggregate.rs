@@ -110,7 +110,10 @@ pub fn aggregate(method: Method, positive: &[f32], negative: &[f32], d: usize) -
 
 /// `δ_i = h⁺_i − h⁻_i` as an `[n, d]` f64 matrix.
 pub(crate) fn differences(positive: &[f32], negative: &[f32], d: usize) -> Result<DMatrix<f64>> {
-    if d == 0 || positive.len() % d != 0 || positive.len() != negative.len() || positive.is_empty()
+    if d == 0
+        || !positive.len().is_multiple_of(d)
+        || positive.len() != negative.len()
+        || positive.is_empty()
     {
         return Err(Error::Unpaired {
             what: format!("activations {d} wide"),
@@ -168,7 +171,7 @@ fn argmax(values: &[f64]) -> usize {
 /// Logistic regression without intercept on rows `x_i` labelled `+1` and `−x_i` labelled
 /// `−1`: minimises `½‖w‖² + 2C Σ log(1 + exp(−w·x_i))` by Newton's method.
 pub(crate) fn fit_logistic(x: &DMatrix<f64>, c: f64) -> Result<DVector<f64>> {
-    let (n, d) = x.shape();
+    let d = x.ncols();
     let mut w = DVector::<f64>::zeros(d);
     for _ in 0..100 {
         let z = x * &w;
@@ -176,10 +179,10 @@ pub(crate) fn fit_logistic(x: &DMatrix<f64>, c: f64) -> Result<DVector<f64>> {
         let s_neg: Vec<f64> = z.iter().map(|&z| 1.0 / (1.0 + z.exp())).collect();
         let mut grad = w.clone();
         let mut hess = DMatrix::<f64>::identity(d, d);
-        for i in 0..n {
+        for (i, &s) in s_neg.iter().enumerate() {
             let row = x.row(i).transpose();
-            grad -= &row * (2.0 * c * s_neg[i]);
-            let curvature = 2.0 * c * s_neg[i] * (1.0 - s_neg[i]);
+            grad -= &row * (2.0 * c * s);
+            let curvature = 2.0 * c * s * (1.0 - s);
             hess.ger(curvature, &row, &row, 1.0);
         }
         let step = hess

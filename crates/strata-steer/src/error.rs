@@ -54,8 +54,8 @@ pub enum Error {
     },
     /// A saved vector was extracted from another model.
     #[error(
-        "{file} was made for {made_for}, not for {model} ({key}: {expected} vs {found}); \
-         pass the allow-other-model option to use it anyway"
+        "{file} was made for {made_for}, not for {model} ({difference}); pass the \
+         allow-other-model option to use it anyway"
     )]
     OtherModel {
         /// The vector file.
@@ -64,12 +64,8 @@ pub enum Error {
         made_for: String,
         /// The model it is applied to.
         model: String,
-        /// The metadata key that differs.
-        key: String,
-        /// The value in the file.
-        expected: String,
-        /// The value of this model.
-        found: String,
+        /// The metadata that differs: `key: value in the file vs value of this model`.
+        difference: String,
     },
     /// A steering-vector file is malformed.
     #[error("{file}: {reason}")]

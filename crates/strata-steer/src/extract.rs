@@ -115,7 +115,7 @@ impl PairActivations {
         }
         let mut n_pairs = None;
         for ((layer, pos), neg) in layers.iter().zip(&positive).zip(&negative) {
-            if pos.len() % d_model != 0 || neg.len() % d_model != 0 {
+            if !pos.len().is_multiple_of(d_model) || !neg.len().is_multiple_of(d_model) {
                 return Err(Error::WidthMismatch {
                     what: format!("activations of layer {layer}"),
                     width: pos.len(),

@@ -80,7 +80,7 @@ pub fn score_layer(
 }
 
 fn to_matrix(rows: &[f32], d: usize) -> Result<DMatrix<f64>> {
-    if d == 0 || rows.is_empty() || rows.len() % d != 0 {
+    if d == 0 || rows.is_empty() || !rows.len().is_multiple_of(d) {
         return Err(Error::InvalidArgument {
             what: "activations".into(),
             reason: format!("{} values are not whole rows of {d}", rows.len()),

@@ -210,9 +210,7 @@ impl SteeringVectors {
                     file: file.to_path_buf(),
                     made_for: self.meta.model.clone(),
                     model: model.to_string(),
-                    key: key.into(),
-                    expected,
-                    found,
+                    difference: format!("{key}: {expected} vs {found}"),
                 };
                 if allow_other_model {
                     tracing::warn!("{err}");

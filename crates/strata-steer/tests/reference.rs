@@ -270,13 +270,13 @@ fn steering_spares_padding_and_early_positions() {
         .with_positions(strata_steer::ApplyPositions::From(2));
     let steered = capture_resid(&model, &batch, Some(&mut steer));
     let site = Site::ResidPost { layer: 1 };
-    for row in 0..2 {
+    for (row, tokens) in rows.iter().enumerate() {
         for pos in 0..5 {
             let off = (row * 5 + pos) * D_MODEL;
             let diff: Vec<f32> = (0..D_MODEL)
                 .map(|j| steered[&site][off + j] - plain[&site][off + j])
                 .collect();
-            let steered_here = pos >= 2 && pos < rows[row].len();
+            let steered_here = pos >= 2 && pos < tokens.len();
             let want: Vec<f32> = if steered_here {
                 v.clone()
             } else {
