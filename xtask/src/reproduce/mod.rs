@@ -5,6 +5,7 @@ pub mod kappatune;
 pub mod massive;
 pub mod sparsity;
 pub mod steer;
+pub mod void;
 
 use std::path::PathBuf;
 
@@ -24,8 +25,12 @@ pub enum Experiment {
     /// the ReLU/SiLU suite and its checkpoint series).
     Sparsity,
     /// Steering vectors: per-layer directions of the contrastive sets with separation and
-    /// probe accuracy, a dose-response over alpha and steered generations.
+    /// probe accuracy, a dose-response over alpha and steered generations (`--model` for a
+    /// real model).
     Steer,
+    /// Voids (LAC): per-token layer maps, and accuracy, perplexity and speed with the voids
+    /// skipped over an alpha grid (`--model` for a real model).
+    Void,
 }
 
 #[derive(clap::Args)]
@@ -57,10 +62,69 @@ pub struct Args {
     /// Seed of the data order and of the random selection.
     #[arg(long)]
     seed: Option<u64>,
+    /// Model folder or `.gguf` file for experiments that take one (`void`; `kappatune` takes an
+    /// HF folder with a `tokenizer.json`).
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 pub fn run(args: &Args) -> Result<()> {
     match args.experiment {
+        Experiment::Massive => {
+            let name = if args.smoke { "massive-smoke" } else { "massive" };
+            let root = crate::workspace_root();
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| root.join("out/reproduce").join(name));
+            let cfg = if args.smoke {
+                massive::Settings::smoke(&out)
+            } else {
+                massive::Settings::full(&root)
+            };
+            let summary = massive::run(&cfg, &root, &out)?;
+            println!("{summary}");
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        Experiment::Void => {
+            let mut cfg = if args.smoke {
+                void::Settings::smoke()
+            } else {
+                void::Settings::full()
+            };
+            if let Some(model) = &args.model {
+                cfg.model = model.clone();
+            }
+            let name = if args.smoke { "void-smoke" } else { "void" };
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| crate::workspace_root().join("out/reproduce").join(name));
+            let results = void::run(&cfg, &crate::workspace_root(), &out)?;
+            println!("{}", void::markdown_table(&results));
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        Experiment::Steer => {
+            let mut cfg = if args.smoke {
+                steer::Settings::smoke()
+            } else {
+                steer::Settings::full()
+            };
+            if let Some(model) = &args.model {
+                cfg.model = model.clone();
+            }
+            let name = if args.smoke { "steer-smoke" } else { "steer" };
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| crate::workspace_root().join("out/reproduce").join(name));
+            let results = steer::run(&cfg, &crate::workspace_root(), &out)?;
+            println!("{}", steer::markdown_table(&results));
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
         Experiment::Sparsity => {
             let cfg = if args.smoke {
                 sparsity::Settings::smoke()
@@ -81,45 +145,15 @@ pub fn run(args: &Args) -> Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
-        Experiment::Massive => {
-            let name = if args.smoke { "massive-smoke" } else { "massive" };
-            let root = crate::workspace_root();
-            let out = args
-                .out
-                .clone()
-                .unwrap_or_else(|| root.join("out/reproduce").join(name));
-            let cfg = if args.smoke {
-                massive::Settings::smoke(&out)
-            } else {
-                massive::Settings::full(&root)
-            };
-            let summary = massive::run(&cfg, &root, &out)?;
-            println!("{summary}");
-            eprintln!("wrote {}", out.display());
-            Ok(())
-        }
-        Experiment::Steer => {
-            let cfg = if args.smoke {
-                steer::Settings::smoke()
-            } else {
-                steer::Settings::full()
-            };
-            let name = if args.smoke { "steer-smoke" } else { "steer" };
-            let out = args
-                .out
-                .clone()
-                .unwrap_or_else(|| crate::workspace_root().join("out/reproduce").join(name));
-            let results = steer::run(&cfg, &crate::workspace_root(), &out)?;
-            println!("{}", steer::markdown_table(&results));
-            eprintln!("wrote {}", out.display());
-            Ok(())
-        }
         Experiment::Kappatune => {
             let mut cfg = if args.smoke {
                 kappatune::Settings::smoke()
             } else {
                 kappatune::Settings::full()
             };
+            if let Some(model) = &args.model {
+                cfg.model = model.display().to_string();
+            }
             if let Some(v) = args.max_steps {
                 cfg.max_steps = v;
             }

@@ -371,6 +371,45 @@ pub fn run(settings: &Settings, root: &Path, out: &Path) -> Result<Results> {
     }
     strata_report::write_table(&out.join("accuracy.csv"), &accuracy)?;
     files.extend(["accuracy.csv".to_string(), "accuracy.parquet".into()]);
+    let mut tasks: Vec<String> = accuracy.iter().map(|r| r.task.clone()).collect();
+    tasks.dedup();
+    for task in &tasks {
+        let rows: Vec<&AccuracyRow> = accuracy.iter().filter(|r| &r.task == task).collect();
+        let full = rows
+            .iter()
+            .find(|r| r.variant == "full")
+            .map(|r| r.accuracy);
+        let series = |pick: &dyn Fn(&AccuracyRow) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
+            ["deepest-active", "pass-through", "compute-skip"]
+                .iter()
+                .map(|v| {
+                    let pts = rows
+                        .iter()
+                        .filter(|r| r.variant == *v)
+                        .filter_map(|r| r.alpha.map(|a| (a, pick(r))))
+                        .collect();
+                    (v.to_string(), pts)
+                })
+                .collect()
+        };
+        let stem = task.replace('/', "_");
+        strata_report::plot_void_vs_alpha(
+            &series(&|r| r.accuracy),
+            full,
+            "accuracy",
+            &format!("{task}: accuracy with voids skipped vs alpha: {name}"),
+            &out.join(format!("accuracy_vs_alpha_{stem}.svg")),
+        )?;
+        strata_report::plot_void_vs_alpha(
+            &series(&|r| r.usage),
+            None,
+            "share of (token, layer) pairs active",
+            &format!("{task}: layer usage vs alpha: {name}"),
+            &out.join(format!("usage_vs_alpha_{stem}.svg")),
+        )?;
+        files.push(format!("accuracy_vs_alpha_{stem}.svg"));
+        files.push(format!("usage_vs_alpha_{stem}.svg"));
+    }
 
     // 3. Perplexity of the same variants.
     let text = std::fs::read_to_string(root.join("datasets/kjv/valid.txt"))
@@ -415,7 +454,8 @@ pub fn run(settings: &Settings, root: &Path, out: &Path) -> Result<Results> {
     // 4. Speed with the layers the prompt rarely uses really skipped.
     let layers = rarely_active_layers(&map.prompt, settings.skip_below)?;
     let timing = GenerateConfig {
-        max_new_tokens: settings.n_generate.max(16),
+        // Enough tokens that per-call overhead does not dominate, within the context.
+        max_new_tokens: 64.min(model.config().n_ctx.saturating_sub(prompt.len())),
         eos_token_id: None,
         ..greedy.clone()
     };
@@ -425,10 +465,10 @@ pub fn run(settings: &Settings, root: &Path, out: &Path) -> Result<Results> {
             compute_skip,
             ..VoidConfig::default()
         };
-        // A warm-up run, then the best of three.
+        // A warm-up run, then the best of five.
         let (_, mut result) = generate_with_voids(&model, &prompt, &timing, &config)?;
         let mut best = 0.0f64;
-        for _ in 0..3 {
+        for _ in 0..5 {
             let start = Instant::now();
             let (tokens, r) = generate_with_voids(&model, &prompt, &timing, &config)?;
             best = best.max(tokens.len() as f64 / start.elapsed().as_secs_f64());
@@ -523,7 +563,7 @@ pub fn markdown_table(results: &Results) -> String {
     let sp = &results.speed;
     let _ = writeln!(
         s,
-        "\ngeneration speed ({} tokens, greedy, best of 3): {:.1} tokens/s full, {:.1} tokens/s with layers [{}] skipped ({:.2}x; {:.1}% of blocks skipped per generated token)",
+        "\ngeneration speed ({} tokens, greedy, best of 5): {:.1} tokens/s full, {:.1} tokens/s with layers [{}] skipped ({:.2}x; {:.1}% of blocks skipped per generated token)",
         sp.n_new_tokens,
         sp.full_tokens_per_s,
         sp.skipped_tokens_per_s,
