@@ -262,7 +262,12 @@ impl<B: Backend> DensePass<B> {
     /// bracket is narrower than `config.tol`, keeping `c` where the mean per-window PPL
     /// ratio is below `1 + p / 100`; the result is evaluated at the bracket's midpoint.
     /// `p` is a percentage in `(0, 100]`. `progress` gets (sparse passes done, planned).
-    pub fn search(&mut self, model: &Model<B>, p: f64, progress: Progress<'_>) -> Result<PplSearch> {
+    pub fn search(
+        &mut self,
+        model: &Model<B>,
+        p: f64,
+        progress: Progress<'_>,
+    ) -> Result<PplSearch> {
         if !(p > 0.0 && p <= 100.0) {
             return Err(Error::InvalidP { value: p });
         }

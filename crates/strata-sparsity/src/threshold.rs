@@ -183,7 +183,7 @@ impl<B: Backend> LayerSolver<B> {
         let below = pos.floor() as usize;
         let above = (below + 1).min(n_sub - 1);
         let two = sorted
-            .slice([below..above + 1])
+            .narrow(0, below, above + 1 - below)
             .into_data()
             .convert::<f32>()
             .into_vec::<f32>()
@@ -193,7 +193,10 @@ impl<B: Backend> LayerSolver<B> {
             })?;
         let (lo, hi) = (f64::from(two[0]), f64::from(*two.last().unwrap_or(&two[0])));
         let grid_max = lo + (hi - lo) * (pos - below as f64);
-        for (what, value) in [("the smallest neuron output norm", grid_min), ("the grid top", grid_max)] {
+        for (what, value) in [
+            ("the smallest neuron output norm", grid_min),
+            ("the grid top", grid_max),
+        ] {
             if !value.is_finite() {
                 return Err(Error::NonFinite {
                     what: what.into(),

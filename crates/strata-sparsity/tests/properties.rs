@@ -20,7 +20,11 @@ fn root() -> PathBuf {
 }
 
 fn tiny() -> Model<B> {
-    Model::<B>::load(&root().join("datasets/models/tiny-default"), &Default::default()).unwrap()
+    Model::<B>::load(
+        &root().join("datasets/models/tiny-default"),
+        &Default::default(),
+    )
+    .unwrap()
 }
 
 fn kjv(model: &Model<B>, n_tokens: usize) -> Vec<u32> {
@@ -50,7 +54,12 @@ fn cett_zero_drops_only_negligible_neurons() {
         // Only output norms under 1e-7 go (SiLU makes a few), which changes nothing measurable.
         assert!(layer.activation_ratio() > 0.9999, "layer {}", layer.layer);
         assert_eq!(layer.n_pairs, 2 * 63 * 384);
-        assert!(layer.cett() < 1e-6, "layer {}: {}", layer.layer, layer.cett());
+        assert!(
+            layer.cett() < 1e-6,
+            "layer {}: {}",
+            layer.layer,
+            layer.cett()
+        );
     }
     assert!((r.ppl_ratio() - 1.0).abs() < 1e-5, "{}", r.ppl_ratio());
 }
@@ -64,17 +73,34 @@ fn a_mask_that_drops_nothing_leaves_perplexity_unchanged() {
     let cfg = PerplexityConfig::new(64, 64).unwrap();
     let plain = perplexity(&model, &tokens, &cfg, &mut ProbeSet::none(), &mut |_, _| {}).unwrap();
     let mut mask = ThresholdMask::new(&model, &[0.0; 4]).unwrap();
-    let masked =
-        perplexity(&model, &tokens, &cfg, &mut ProbeSet::one(&mut mask), &mut |_, _| {}).unwrap();
+    let masked = perplexity(
+        &model,
+        &tokens,
+        &cfg,
+        &mut ProbeSet::one(&mut mask),
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert_eq!(mask.n_dropped, vec![0; 4]);
     assert_eq!(mask.n_pairs, vec![2 * 63 * 384; 4]);
     assert_eq!(masked, plain);
     // A huge threshold drops everything, and the model loses its MLPs.
     let mut all = ThresholdMask::new(&model, &[1e30; 4]).unwrap();
-    let gutted =
-        perplexity(&model, &tokens, &cfg, &mut ProbeSet::one(&mut all), &mut |_, _| {}).unwrap();
+    let gutted = perplexity(
+        &model,
+        &tokens,
+        &cfg,
+        &mut ProbeSet::one(&mut all),
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert_eq!(all.n_dropped, all.n_pairs);
-    assert!(gutted.ppl() > plain.ppl() * 1.5, "{} vs {}", gutted.ppl(), plain.ppl());
+    assert!(
+        gutted.ppl() > plain.ppl() * 1.5,
+        "{} vs {}",
+        gutted.ppl(),
+        plain.ppl()
+    );
 }
 
 #[test]
@@ -126,20 +152,39 @@ fn results_of_two_shards_merge_into_the_result_of_both() {
 fn ppl_p_lands_on_its_target() {
     let model = tiny();
     let tokens = kjv(&model, 256);
-    let found = ppl_p(&model, &tokens, &[1.0, 10.0], &config(64, 4), &mut |_, _| {}).unwrap();
+    let found = ppl_p(
+        &model,
+        &tokens,
+        &[1.0, 10.0],
+        &config(64, 4),
+        &mut |_, _| {},
+    )
+    .unwrap();
     for s in &found {
         assert_eq!(s.status, SearchStatus::Reached, "p {}", s.p);
         assert_eq!(s.steps.len(), 10);
         assert!(s.cett > 0.0 && s.cett < 1.0);
         let target = 1.0 + s.p / 100.0;
         // The last bracket holds the target between a step below it and one above it.
-        let below = s.steps.iter().filter(|st| st.ppl_ratio < target).map(|st| st.cett);
-        let above = s.steps.iter().filter(|st| st.ppl_ratio >= target).map(|st| st.cett);
+        let below = s
+            .steps
+            .iter()
+            .filter(|st| st.ppl_ratio < target)
+            .map(|st| st.cett);
+        let above = s
+            .steps
+            .iter()
+            .filter(|st| st.ppl_ratio >= target)
+            .map(|st| st.cett);
         let lo = below.fold(0.0, f64::max);
         let hi = above.fold(1.0, f64::min);
         assert!(hi - lo <= s.tol + 1e-12 && s.cett > lo && s.cett < hi);
         let r = s.result.ppl_ratio();
-        assert!((r - target).abs() < 0.2 * (target - 1.0), "p {}: ratio {r}", s.p);
+        assert!(
+            (r - target).abs() < 0.2 * (target - 1.0),
+            "p {}: ratio {r}",
+            s.p
+        );
         assert!(s.result.mean_activation_ratio() < 1.0);
     }
     assert!(found[1].cett > found[0].cett);
@@ -162,7 +207,17 @@ fn bad_input_is_refused_with_a_clear_error() {
         assert!(matches!(err, Error::InvalidCett { .. }), "{err}");
     }
     let err = at_cett(&model, &tokens[..100], 0.2, &config(64, 2), &mut |_, _| {}).unwrap_err();
-    assert!(matches!(err, Error::CorpusTooShort { n_tokens: 100, needed: 128, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::CorpusTooShort {
+                n_tokens: 100,
+                needed: 128,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("100 tokens"), "{err}");
     let err = at_cett(&model, &tokens, 0.2, &config(1, 2), &mut |_, _| {}).unwrap_err();
     assert!(err.to_string().contains("window"), "{err}");

@@ -62,7 +62,10 @@ fn thresholds_match_the_numpy_reference() {
                 &config,
             )
             .unwrap();
-            let what = format!("{family} layer {layer} grid {} c {target}", config.grid_size);
+            let what = format!(
+                "{family} layer {layer} grid {} c {target}",
+                config.grid_size
+            );
             assert_eq!(
                 got.grid_idx,
                 case["grid_idx"].as_u64().map(|v| v as usize),

@@ -178,8 +178,8 @@ fn targets(cfg: &Settings, root: &Path) -> Vec<Target> {
 
 fn kjv_tokens(model: &Model<Flex>, root: &Path) -> Result<Vec<u32>> {
     let path = root.join("datasets/kjv/valid.txt");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(corpus::frame_lines(model.tokenizer()?, text.lines())?)
 }
 

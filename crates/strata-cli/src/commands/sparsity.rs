@@ -10,8 +10,7 @@ use serde::Serialize;
 use strata_core::eval::corpus;
 use strata_core::io::{RunManifest, write_json_atomic};
 use strata_sparsity::{
-    DensePass, PplSearch, SearchStatus, SearchStep, SparsityConfig, SparsityResult,
-    ThresholdConfig,
+    DensePass, PplSearch, SearchStatus, SearchStep, SparsityConfig, SparsityResult, ThresholdConfig,
 };
 
 use super::model_args::ModelArgs;
@@ -31,7 +30,12 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     pub token_ids: Option<Vec<u32>>,
     /// Allowed perplexity increases in percent, comma-separated (PPL-p%): 1,5,10.
-    #[arg(long, value_delimiter = ',', default_value = "1", conflicts_with = "cett")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1",
+        conflicts_with = "cett"
+    )]
     pub p: Vec<f64>,
     /// Evaluate one fixed CETT target in [0, 1] instead of searching for PPL-p%.
     #[arg(long)]
@@ -116,7 +120,12 @@ pub fn run(args: &Args) -> Result<()> {
     with_backend!(spec, sparsity_on(args))
 }
 
-fn summary(p: Option<f64>, result: SparsityResult, search: Option<&PplSearch>, wall_s: f64) -> RunSummary {
+fn summary(
+    p: Option<f64>,
+    result: SparsityResult,
+    search: Option<&PplSearch>,
+    wall_s: f64,
+) -> RunSummary {
     let (reached, note) = match search.map(|s| &s.status) {
         Some(SearchStatus::Unreachable { reason }) => (false, Some(reason.clone())),
         _ => (true, None),
@@ -206,7 +215,12 @@ fn sparsity_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
                 say!("PPL-{p}% not reached: {reason}");
             }
             let wall_s = t.elapsed().as_secs_f64();
-            runs.push(summary(Some(p), search.result.clone(), Some(&search), wall_s));
+            runs.push(summary(
+                Some(p),
+                search.result.clone(),
+                Some(&search),
+                wall_s,
+            ));
         }
     }
 
@@ -217,7 +231,9 @@ fn sparsity_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         runs.first().map_or(f64::NAN, |r| r.dense_ppl)
     );
     for run in &runs {
-        let name = run.p.map_or_else(|| format!("CETT {}", run.cett), |p| format!("PPL-{p}%"));
+        let name = run
+            .p
+            .map_or_else(|| format!("CETT {}", run.cett), |p| format!("PPL-{p}%"));
         say!(
             "{name}: CETT {:.4}, sparse PPL {:.3} (ratio {:.4}), mean activation ratio {:.2}% \
              (exact zeros {:.2}%), {:.1} s",
@@ -228,7 +244,13 @@ fn sparsity_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
             100.0 * run.mean_zero_fraction,
             run.wall_s
         );
-        say!("{:>5} {:>12} {:>10} {:>10}", "layer", "threshold", "active %", "zero %");
+        say!(
+            "{:>5} {:>12} {:>10} {:>10}",
+            "layer",
+            "threshold",
+            "active %",
+            "zero %"
+        );
         for (layer, l) in run.result.layers.iter().enumerate() {
             say!(
                 "{:>5} {:>12.5} {:>10.2} {:>10.2}",
@@ -298,9 +320,14 @@ fn sparsity_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
             runs,
         };
         write_json_atomic(&out.join("sparsity.json"), &summary)?;
-        let files = ["sparsity.csv", "sparsity.parquet", "sparsity.json", "sparsity_by_layer.svg"]
-            .map(String::from)
-            .to_vec();
+        let files = [
+            "sparsity.csv",
+            "sparsity.parquet",
+            "sparsity.json",
+            "sparsity_by_layer.svg",
+        ]
+        .map(String::from)
+        .to_vec();
         RunManifest::new(args.target.model.display().to_string(), files).write(out)?;
         say!("wrote {}", out.display());
     }
