@@ -560,12 +560,46 @@ fn sweep_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
                 "rows": rows,
             }),
         )?;
+        let full = rows
+            .iter()
+            .find(|r| r.variant == "full")
+            .map(|r| r.accuracy);
+        let series = |pick: &dyn Fn(&SweepRow) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
+            ["deepest-active", "pass-through", "compute-skip"]
+                .iter()
+                .map(|v| {
+                    let pts = rows
+                        .iter()
+                        .filter(|r| r.variant == *v)
+                        .filter_map(|r| r.alpha.map(|a| (a, pick(r))))
+                        .collect();
+                    (v.to_string(), pts)
+                })
+                .collect()
+        };
+        let name = model_name(args);
+        strata_report::plot_void_vs_alpha(
+            &series(&|r| r.accuracy),
+            full,
+            "accuracy",
+            &format!("accuracy with voids skipped vs alpha: {name}"),
+            &out.join("sweep_accuracy.svg"),
+        )?;
+        strata_report::plot_void_vs_alpha(
+            &series(&|r| r.usage_prompt),
+            None,
+            "share of prompt (token, layer) pairs active",
+            &format!("layer usage vs alpha: {name}"),
+            &out.join("sweep_usage.svg"),
+        )?;
         RunManifest::new(
             args.target.model.display().to_string(),
             vec![
                 "sweep.csv".into(),
                 "sweep.parquet".into(),
                 "sweep.json".into(),
+                "sweep_accuracy.svg".into(),
+                "sweep_usage.svg".into(),
             ],
         )
         .write(out)?;
