@@ -19,9 +19,13 @@ use super::model_args::ModelArgs;
 use crate::progress;
 use crate::with_backend;
 
+/// The `--model` value that means none was given.
+const NO_MODEL: &str = "-";
+
 /// Arguments of `strata massive`.
 #[derive(Debug, clap::Args)]
-#[command(mut_arg("model", |a| a.required(false).default_value("").hide_default_value(true)))]
+// `--model` is not needed with `--series`: "-" stands for "not given".
+#[command(mut_arg("model", |a| a.required(false).default_value(NO_MODEL).hide_default_value(true)))]
 pub struct Args {
     #[command(flatten)]
     pub target: ModelArgs,
@@ -72,7 +76,7 @@ pub fn run(args: &Args) -> Result<()> {
     if args.series.is_some() {
         return with_backend!(spec, series_on(args));
     }
-    if args.target.model.as_os_str().is_empty() {
+    if args.target.model.as_os_str() == NO_MODEL {
         bail!("give --model (one model) or --series (a folder of checkpoints)");
     }
     with_backend!(spec, massive_on(args))
