@@ -1,9 +1,11 @@
-//! The per-layer activation-ratio figure of `strata sparsity`: one line per run (a PPL-p%
-//! target or a fixed CETT), the fraction of MLP neurons the sparse model computes, by layer.
+//! The activation-ratio figures of `strata sparsity`: per layer, one line per run (a PPL-p%
+//! target or a fixed CETT); and over training, one line per model of a checkpoint series.
 
 use std::path::Path;
 
-use crate::error::Result;
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
 
 /// Draws each series `(name, activation ratio per layer)` as a line over the layers, in
 /// percent (the Sparsing Law paper's unit).
@@ -34,6 +36,75 @@ pub fn plot_activation_ratio_by_layer(
     )
 }
 
+/// Draws each series `(model, [(tokens seen, mean activation ratio)])` as a line over the
+/// training tokens (in thousands), the ratio in percent: the Sparsing Law paper's trend.
+pub fn plot_activation_ratio_over_training(
+    series: &[(String, Vec<(f64, f64)>)],
+    title: &str,
+    path: &Path,
+) -> Result<()> {
+    let series: Vec<(String, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(name, pts)| {
+            let pts = pts
+                .iter()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .map(|&(x, y)| (x / 1e3, 100.0 * y))
+                .collect();
+            (name.clone(), pts)
+        })
+        .collect();
+    let points: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    if points.is_empty() {
+        return Err(Error::NothingToPlot {
+            path: path.to_path_buf(),
+            reason: "no checkpoint has a finite activation ratio".into(),
+        });
+    }
+    let x_max = points.iter().map(|p| p.0).fold(0.0f64, f64::max).max(1.0);
+    let y_max = points.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1.0);
+    let title = title.to_string();
+    let plot =
+        move |root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>| -> Result<(), String> {
+            root.fill(&WHITE).map_err(|e| e.to_string())?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0.0..x_max * 1.02, 0.0..y_max * 1.08)
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_desc("training tokens (thousands)")
+                .y_desc("activation ratio (%)")
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (idx, (name, pts)) in series.into_iter().enumerate() {
+                let color = Palette99::pick(idx).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                    .map_err(|e| e.to_string())?
+                    .label(name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+            root.present().map_err(|e| e.to_string())
+        };
+    crate::svg::render_svg(path, (960, 560), Box::new(plot))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +123,25 @@ mod tests {
         assert!(svg.contains("PPL-10%"));
         std::fs::remove_file(&path).unwrap();
         assert!(plot_activation_ratio_by_layer(&[], "t", &path).is_err());
+    }
+
+    #[test]
+    fn one_marker_per_checkpoint_and_an_empty_series_is_refused() {
+        let path =
+            std::env::temp_dir().join(format!("strata-sparsity-train-{}.svg", std::process::id()));
+        let series = vec![
+            (
+                "relu".to_string(),
+                vec![(0.0, 0.35), (2048.0, 0.3), (819_200.0, 0.15)],
+            ),
+            ("silu".to_string(), vec![(0.0, 0.6), (819_200.0, f64::NAN)]),
+        ];
+        plot_activation_ratio_over_training(&series, "test", &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(svg.matches("<circle").count(), 3 + 1);
+        assert!(svg.contains("training tokens"));
+        std::fs::remove_file(&path).unwrap();
+        let empty = vec![("x".to_string(), Vec::new())];
+        assert!(plot_activation_ratio_over_training(&empty, "t", &path).is_err());
     }
 }

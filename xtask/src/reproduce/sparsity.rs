@@ -183,8 +183,8 @@ fn kjv_tokens(model: &Model<Flex>, root: &Path) -> Result<Vec<u32>> {
     Ok(corpus::frame_lines(model.tokenizer()?, text.lines())?)
 }
 
-/// Runs the experiment, writing `models.csv`, `series.csv`, `results.json` and one figure
-/// per model into `out`.
+/// Runs the experiment, writing `models.csv`, `series.csv`, `results.json`, one figure per
+/// model and `activation_over_training.svg` into `out`.
 pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Results> {
     let device = Default::default();
     let mut results = Results {
@@ -265,6 +265,20 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Results> {
     strata_report::write_table(&out.join("models.csv"), &results.models)?;
     if !results.series.is_empty() {
         strata_report::write_table(&out.join("series.csv"), &results.series)?;
+        let mut lines: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        for row in &results.series {
+            let name = format!("{} ({})", row.model, row.activation);
+            let point = (row.tokens_seen as f64, row.mean_activation_ratio);
+            match lines.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, pts)) => pts.push(point),
+                None => lines.push((name, vec![point])),
+            }
+        }
+        strata_report::plot_activation_ratio_over_training(
+            &lines,
+            "activation ratio over training at the final checkpoint's PPL-1% CETT",
+            &out.join("activation_over_training.svg"),
+        )?;
     }
     strata_core::io::write_json_atomic(&out.join("results.json"), &results)?;
     Ok(results)
