@@ -63,6 +63,13 @@ pub struct Args {
     /// `--alpha` instead of mapping one prompt.
     #[arg(long, conflicts_with_all = ["text", "token_ids"])]
     pub task: Option<PathBuf>,
+    /// A plain-text corpus (framed as `strata ppl` frames it): sweep its perplexity with
+    /// voids skipped over `--alpha` instead.
+    #[arg(long, conflicts_with_all = ["text", "token_ids", "task"])]
+    pub corpus: Option<PathBuf>,
+    /// Tokens of `--corpus` scored.
+    #[arg(long, default_value_t = 1024)]
+    pub max_tokens: usize,
     /// The rule's alpha in [0, 1]; a comma-separated grid with `--task`.
     #[arg(long, value_delimiter = ',', default_value = "0.8")]
     pub alpha: Vec<f64>,
@@ -193,6 +200,8 @@ pub fn run(args: &Args) -> Result<()> {
     let spec = args.target.device_spec()?;
     if args.task.is_some() {
         with_backend!(spec, sweep_on(args))
+    } else if args.corpus.is_some() {
+        with_backend!(spec, ppl_on(args))
     } else {
         with_backend!(spec, map_on(args))
     }
@@ -601,6 +610,97 @@ fn sweep_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
                 "sweep_accuracy.svg".into(),
                 "sweep_usage.svg".into(),
             ],
+        )
+        .write(out)?;
+        say!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+/// One row of `ppl.csv`.
+#[derive(Serialize)]
+struct PplRow {
+    variant: String,
+    alpha: Option<f64>,
+    n_tokens: usize,
+    ppl: f64,
+    usage: f64,
+    layers_compute_skipped: String,
+    skipped_share: f64,
+}
+
+fn ppl_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
+    use strata_core::eval::{PerplexityConfig, corpus};
+    let Some(path) = &args.corpus else {
+        bail!("give --corpus");
+    };
+    let model = args.target.load::<B>(device)?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading corpus {}", path.display()))?;
+    let mut stream = corpus::frame_lines(model.tokenizer()?, text.lines())?;
+    stream.truncate(args.max_tokens);
+    let window = model.config().n_ctx.min(256);
+    let ppl_config = PerplexityConfig::new(window, window / 2)?;
+    let mut rows = Vec::new();
+    let mut run =
+        |alpha: f64, skip: Skip, compute_skip: Option<Vec<usize>>| -> Result<VoidResult> {
+            let config = VoidConfig {
+                alpha: alpha as f32,
+                skip,
+                record_maps: false,
+                compute_skip: compute_skip.clone().unwrap_or_default(),
+            };
+            let (ppl, result) = strata_void::perplexity_with_voids(
+                &model,
+                &stream,
+                &ppl_config,
+                &config,
+                &mut |_, _| {},
+            )?;
+            let variant = match (skip, &compute_skip) {
+                (_, Some(_)) => "compute-skip".to_string(),
+                (Skip::Off, None) => "full".into(),
+                (other, None) => other.name().into(),
+            };
+            say!(
+                "{:<15} alpha {:<4} PPL {:>10.3}  usage {:.3}",
+                variant,
+                if variant == "full" {
+                    "-".to_string()
+                } else {
+                    alpha.to_string()
+                },
+                ppl.ppl(),
+                result.prompt.usage()
+            );
+            rows.push(PplRow {
+                alpha: (variant != "full").then_some(alpha),
+                variant,
+                n_tokens: stream.len(),
+                ppl: ppl.ppl(),
+                usage: result.prompt.usage(),
+                layers_compute_skipped: compute_skip
+                    .unwrap_or_default()
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                skipped_share: result.prompt.skipped_share(),
+            });
+            Ok(result)
+        };
+    run(args.alpha[0], Skip::Off, None)?;
+    for &alpha in &args.alpha {
+        let a = run(alpha, Skip::DeepestActive, None)?;
+        run(alpha, Skip::PassThrough, None)?;
+        let layers = rarely_active_layers(&a.prompt, args.skip_below)?;
+        run(alpha, Skip::Off, Some(layers))?;
+    }
+    if let Some(out) = &args.out {
+        strata_report::write_table(&out.join("ppl.csv"), &rows)?;
+        RunManifest::new(
+            args.target.model.display().to_string(),
+            vec!["ppl.csv".into(), "ppl.parquet".into()],
         )
         .write(out)?;
         say!("wrote {}", out.display());
