@@ -15,6 +15,11 @@
 //! `x > 0` at every data point, where `ln x` is defined, by rejecting any step that leaves
 //! that domain (the trust region shrinks).
 //!
+//! The same curves in the paper's Eq. 14 form,
+//! `exp(-beta t) (A1 ln(t + tau0) + A2) + K`, are fitted from the same starts (with
+//! `beta >= 0`), and the better fit of the two is kept, reported in Eq. 9's parameters
+//! ([`FitConfig::reparametrized`]).
+//!
 //! Starts: the spec's guess, and by default four variants of it (a falling curve, a slow
 //! rise, an early peak; [`FitConfig::multi_start`]); the lowest residual wins. On the series
 //! the spec's start fits well the optimum is the same; on falling or flat series the single
@@ -101,6 +106,9 @@ pub struct DynamicsFit {
     pub peak_observed: bool,
     /// Whether the bound `lambda >= 0` is active (the fit holds `lambda = 0`).
     pub lambda_at_bound: bool,
+    /// Whether the best fit came from the reparametrised form (the paper's Eq. 14; the
+    /// parameters are reported in Eq. 9's form all the same).
+    pub reparametrized: bool,
     /// Why the optimiser stopped (the `levenberg-marquardt` crate's termination reason).
     pub termination: String,
 }
@@ -117,6 +125,9 @@ pub struct FitConfig {
     /// early peak) and keep the lowest residual: the spec's single start fits rising series
     /// and can stall on falling or flat ones.
     pub multi_start: bool,
+    /// Also fit the paper's Eq. 14 reparametrisation from the same starts (less coupled
+    /// parameters) and keep the better fit, as the paper does.
+    pub reparametrized: bool,
 }
 
 impl Default for FitConfig {
@@ -127,6 +138,7 @@ impl Default for FitConfig {
             tolerance: 1e-8,
             patience: 2000,
             multi_start: true,
+            reparametrized: true,
         }
     }
 }
@@ -209,7 +221,13 @@ pub fn fit_dynamics(
     let mut best: Option<Candidate> = None;
     let mut failures = Vec::new();
     for start in starts {
-        for candidate in fit_from(&solver, &t_n, &y_n, start) {
+        let mut candidates = fit_from(&solver, &t_n, &y_n, Form::Original, start);
+        if config.reparametrized
+            && let Some(q) = to_reparametrized(start)
+        {
+            candidates.extend(fit_from(&solver, &t_n, &y_n, Form::Reparametrized, q));
+        }
+        for candidate in candidates {
             match candidate {
                 Ok(c) => {
                     if best.as_ref().is_none_or(|b| c.rss < b.rss) {
@@ -226,7 +244,12 @@ pub fn fit_dynamics(
             failures.join("; ")
         )));
     };
-    let (p, lambda_at_bound, termination) = (best.params, best.lambda_at_bound, best.termination);
+    let (p, lambda_at_bound, reparametrized, termination) = (
+        best.params,
+        best.lambda_at_bound,
+        best.reparametrized,
+        best.termination,
+    );
     let params = DynamicsParams {
         a: s_y * p[0],
         lambda: p[1],
@@ -254,6 +277,7 @@ pub fn fit_dynamics(
         peak_step,
         peak_observed: peak_step.is_some_and(|t| t > 0.0 && t <= t_max),
         lambda_at_bound,
+        reparametrized,
         termination,
     })
 }
@@ -263,6 +287,7 @@ struct Candidate {
     params: [f64; N_PARAMS],
     rss: f64,
     lambda_at_bound: bool,
+    reparametrized: bool,
     termination: String,
 }
 
@@ -272,10 +297,13 @@ fn fit_from(
     solver: &LevenbergMarquardt<f64>,
     t: &[f64],
     y: &[f64],
+    form: Form,
     start: [f64; N_PARAMS],
 ) -> Vec<std::result::Result<Candidate, String>> {
+    let bounded = form.bounded();
+    let held: Vec<usize> = (0..N_PARAMS).filter(|&i| i != bounded).collect();
     let run = |start: [f64; N_PARAMS], free: Vec<usize>| {
-        let problem = Problem::new(t, y, start, free);
+        let problem = Problem::new(t, y, form, start, free);
         if !problem.valid_at(&start) {
             return Err("a start outside the domain of ln x".to_string());
         }
@@ -286,29 +314,40 @@ fn fit_from(
                 levenberg_marquardt::TerminationReason::LostPatience
                     | levenberg_marquardt::TerminationReason::NoImprovementPossible(_)
             );
-        let rss = problem.rss();
-        if !usable || !rss.is_finite() {
+        if !usable {
+            return Err(format!("{:?}", report.termination));
+        }
+        // Every candidate is compared in Eq. 9's parameters.
+        let params = match form {
+            Form::Original => Some(problem.params),
+            Form::Reparametrized => to_original(problem.params),
+        }
+        .ok_or_else(|| "the reparametrised optimum has no Eq. 9 form".to_string())?;
+        let rss = Problem::new(t, y, Form::Original, params, Vec::new()).rss();
+        if !rss.is_finite() {
             return Err(format!("{:?}", report.termination));
         }
         Ok(Candidate {
-            params: problem.params,
+            params,
             rss,
             lambda_at_bound: problem.free.len() < N_PARAMS,
+            reparametrized: form == Form::Reparametrized,
             termination: format!("{:?}", report.termination),
         })
     };
     match run(start, vec![0, 1, 2, 3, 4]) {
         Ok(c) if c.params[1] >= 0.0 => vec![Ok(c)],
-        Ok(c) => {
+        Ok(_) => {
             // The free optimum breaks lambda >= 0: the bounded optimum lies on the bound.
-            let mut from_free = c.params;
-            from_free[1] = 0.0;
             let mut from_start = start;
-            from_start[1] = 0.0;
-            vec![
-                run(from_free, vec![0, 2, 3, 4]),
-                run(from_start, vec![0, 2, 3, 4]),
-            ]
+            from_start[bounded] = 0.0;
+            let mut out = vec![run(from_start, held.clone())];
+            let problem = Problem::new(t, y, form, start, (0..N_PARAMS).collect());
+            let (free_fit, _) = solver.minimize(problem);
+            let mut from_free = free_fit.params;
+            from_free[bounded] = 0.0;
+            out.push(run(from_free, held));
+            out
         }
         Err(e) => vec![Err(e)],
     }
@@ -337,15 +376,89 @@ pub fn lambert_w0(z: f64) -> f64 {
 struct Problem<'a> {
     t: &'a [f64],
     y: &'a [f64],
-    /// All five parameters `[A, lambda, gamma, t0, K]`.
+    /// Which parametrisation `params` are in.
+    form: Form,
+    /// All five parameters: `[A, lambda, gamma, t0, K]` (Eq. 9) or
+    /// `[A1, A2, beta, tau0, K]` (Eq. 14).
     params: [f64; N_PARAMS],
     /// Indices of the free ones, in order.
     free: Vec<usize>,
 }
 
+/// The two parametrisations of the same curves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// Eq. 9: `A exp(-lambda x) ln x + K`, `x = gamma t + t0`.
+    Original,
+    /// Eq. 14: `exp(-beta t) (A1 ln(t + tau0) + A2) + K`, with `beta = lambda gamma`,
+    /// `tau0 = t0 / gamma`, `A1 = A exp(-lambda t0)`, `A2 = A1 ln gamma`.
+    Reparametrized,
+}
+
+impl Form {
+    /// The index of the parameter bounded below by 0 (`lambda`, or `beta`).
+    fn bounded(self) -> usize {
+        match self {
+            Self::Original => 1,
+            Self::Reparametrized => 2,
+        }
+    }
+}
+
+/// Eq. 9 parameters as Eq. 14 ones (`gamma > 0`), `None` where undefined.
+fn to_reparametrized(p: [f64; N_PARAMS]) -> Option<[f64; N_PARAMS]> {
+    let [a, lambda, gamma, t0, k] = p;
+    if gamma <= 0.0 || gamma.is_nan() {
+        return None;
+    }
+    let a1 = a * (-lambda * t0).exp();
+    let q = [a1, a1 * gamma.ln(), lambda * gamma, t0 / gamma, k];
+    q.iter().all(|v| v.is_finite()).then_some(q)
+}
+
+/// Eq. 14 parameters as Eq. 9 ones, `None` where undefined (`A1 = 0`) or not finite.
+fn to_original(q: [f64; N_PARAMS]) -> Option<[f64; N_PARAMS]> {
+    let [a1, a2, beta, tau0, k] = q;
+    if a1 == 0.0 {
+        return None;
+    }
+    let gamma = (a2 / a1).exp();
+    let p = [
+        a1 * (beta * tau0).exp(),
+        beta / gamma,
+        gamma,
+        tau0 * gamma,
+        k,
+    ];
+    p.iter().all(|v| v.is_finite()).then_some(p)
+}
+
 impl<'a> Problem<'a> {
-    fn new(t: &'a [f64], y: &'a [f64], params: [f64; N_PARAMS], free: Vec<usize>) -> Self {
-        Self { t, y, params, free }
+    fn new(
+        t: &'a [f64],
+        y: &'a [f64],
+        form: Form,
+        params: [f64; N_PARAMS],
+        free: Vec<usize>,
+    ) -> Self {
+        Self {
+            t,
+            y,
+            form,
+            params,
+            free,
+        }
+    }
+
+    /// The model at step `t`.
+    fn eval(&self, t: f64) -> f64 {
+        match self.form {
+            Form::Original => DynamicsParams::from_array(&self.params).eval(t),
+            Form::Reparametrized => {
+                let [a1, a2, beta, tau0, k] = self.params;
+                (-beta * t).exp() * (a1 * (t + tau0).ln() + a2) + k
+            }
+        }
     }
 
     /// The residual sum of squares at the current parameters (infinite outside the domain).
@@ -353,17 +466,20 @@ impl<'a> Problem<'a> {
         if !self.valid_at(&self.params) {
             return f64::INFINITY;
         }
-        let p = DynamicsParams::from_array(&self.params);
         self.t
             .iter()
             .zip(self.y)
-            .map(|(&t, &y)| (p.eval(t) - y).powi(2))
+            .map(|(&t, &y)| (self.eval(t) - y).powi(2))
             .sum()
     }
 
-    /// Whether `ln x` is defined at every point.
+    /// Whether the logarithm is defined at every point.
     fn valid_at(&self, p: &[f64; N_PARAMS]) -> bool {
-        p.iter().all(|v| v.is_finite()) && self.t.iter().all(|&t| p[2] * t + p[3] > 0.0)
+        p.iter().all(|v| v.is_finite())
+            && match self.form {
+                Form::Original => self.t.iter().all(|&t| p[2] * t + p[3] > 0.0),
+                Form::Reparametrized => self.t.iter().all(|&t| t + p[3] > 0.0),
+            }
     }
 }
 
@@ -383,7 +499,6 @@ impl LeastSquaresProblem<f64, Dyn, Dyn> for Problem<'_> {
     }
 
     fn residuals(&self) -> Option<DVector<f64>> {
-        let p = DynamicsParams::from_array(&self.params);
         if !self.valid_at(&self.params) {
             // Outside the domain: a residual larger than any inside it, so the step is
             // rejected and the trust region shrinks.
@@ -391,7 +506,7 @@ impl LeastSquaresProblem<f64, Dyn, Dyn> for Problem<'_> {
         }
         let r = DVector::from_iterator(
             self.t.len(),
-            self.t.iter().zip(self.y).map(|(&t, &y)| p.eval(t) - y),
+            self.t.iter().zip(self.y).map(|(&t, &y)| self.eval(t) - y),
         );
         if r.iter().all(|v| v.is_finite()) {
             Some(r)
@@ -401,14 +516,31 @@ impl LeastSquaresProblem<f64, Dyn, Dyn> for Problem<'_> {
     }
 
     fn jacobian(&self) -> Option<DMatrix<f64>> {
-        let [a, lambda, gamma, t0, _] = self.params;
+        let [p0, p1, p2, p3, _] = self.params;
         let mut jac = DMatrix::zeros(self.t.len(), self.free.len());
         for (row, &t) in self.t.iter().enumerate() {
-            let x = gamma * t + t0;
-            let e = (-lambda * x).exp();
-            let log_x = x.ln();
-            let g = 1.0 / x - lambda * log_x;
-            let full = [e * log_x, -a * x * e * log_x, a * e * g * t, a * e * g, 1.0];
+            let full = match self.form {
+                Form::Original => {
+                    let (a, lambda, gamma, t0) = (p0, p1, p2, p3);
+                    let x = gamma * t + t0;
+                    let e = (-lambda * x).exp();
+                    let log_x = x.ln();
+                    let g = 1.0 / x - lambda * log_x;
+                    [e * log_x, -a * x * e * log_x, a * e * g * t, a * e * g, 1.0]
+                }
+                Form::Reparametrized => {
+                    let (a1, a2, beta, tau0) = (p0, p1, p2, p3);
+                    let e = (-beta * t).exp();
+                    let log_x = (t + tau0).ln();
+                    [
+                        e * log_x,
+                        e,
+                        -t * e * (a1 * log_x + a2),
+                        e * a1 / (t + tau0),
+                        1.0,
+                    ]
+                }
+            };
             for (col, &idx) in self.free.iter().enumerate() {
                 jac[(row, col)] = full[idx];
             }

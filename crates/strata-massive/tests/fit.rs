@@ -308,4 +308,11 @@ fn a_falling_series_is_fitted() {
     };
     let one = fit_dynamics("falling", &t, &y, &single).unwrap();
     assert!(one.rss >= fit.rss - 1e-12, "more starts never fit worse");
+    let original_only = FitConfig {
+        reparametrized: false,
+        ..FitConfig::default()
+    };
+    let eq9 = fit_dynamics("falling", &t, &y, &original_only).unwrap();
+    assert!(eq9.rss >= fit.rss - 1e-12, "adding Eq. 14 never fits worse");
+    assert!(!eq9.reparametrized);
 }
