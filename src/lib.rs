@@ -25,5 +25,5 @@ pub use strata_massive as massive;
 pub use strata_report as report;
 pub use strata_sparsity as sparsity;
 pub use strata_spectra as spectra;
-pub use strata_void as void;
 pub use strata_steer as steer;
+pub use strata_void as void;

@@ -37,8 +37,8 @@ mod massive_figure;
 mod massive_views;
 mod parquet_table;
 mod ranking_csv;
-mod spectra_csv;
 mod sparsity_figure;
+mod spectra_csv;
 mod spectra_figures;
 mod steer_figures;
 mod svg;
@@ -52,8 +52,8 @@ pub use massive_views::{
     TokenDimMap, Trajectory, plot_ratio_bars, plot_token_dim_heatmap, plot_trajectories,
 };
 pub use ranking_csv::{RANKING_COLUMNS, write_ranking_csv, write_ranking_rows};
-pub use spectra_csv::{SPECTRA_COLUMNS, spectra_row, write_spectra_csv, write_spectra_rows};
 pub use sparsity_figure::{plot_activation_ratio_by_layer, plot_activation_ratio_over_training};
+pub use spectra_csv::{SPECTRA_COLUMNS, spectra_row, write_spectra_csv, write_spectra_rows};
 pub use spectra_figures::{plot_esd, plot_kappa_by_layer};
 pub use steer_figures::{plot_steer_cosines, plot_steer_dose_response, plot_steer_layer_scores};
 pub use svg::{Draw, render_svg};

@@ -71,7 +71,11 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<()> {
     match args.experiment {
         Experiment::Massive => {
-            let name = if args.smoke { "massive-smoke" } else { "massive" };
+            let name = if args.smoke {
+                "massive-smoke"
+            } else {
+                "massive"
+            };
             let root = crate::workspace_root();
             let out = args
                 .out
