@@ -41,7 +41,7 @@ fn capture_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     // A site named twice (or by a glob and by name) is captured and written once.
     let mut sites: Vec<Site> = Vec::new();
     for pattern in &args.sites {
-        for site in Site::expand(pattern.trim(), &model.config())? {
+        for site in Site::expand(pattern.trim(), model.config())? {
             if !sites.contains(&site) {
                 sites.push(site);
             }

@@ -206,10 +206,10 @@ fn model_name(path: &Path) -> String {
     path.display().to_string()
 }
 
-fn encode_pairs<B: Backend>(
-    model: &Model<B>,
-    pairs: &[ContrastivePair],
-) -> Result<(Vec<Vec<u32>>, Vec<Vec<u32>>)> {
+/// Token ids of each side of a contrastive set: (positives, negatives).
+type EncodedPairs = (Vec<Vec<u32>>, Vec<Vec<u32>>);
+
+fn encode_pairs<B: Backend>(model: &Model<B>, pairs: &[ContrastivePair]) -> Result<EncodedPairs> {
     let tok = model.tokenizer()?;
     let mut pos = Vec::with_capacity(pairs.len());
     let mut neg = Vec::with_capacity(pairs.len());
