@@ -354,14 +354,20 @@ fn massive_reports_every_layer_and_writes_its_tables() {
         out_dir.to_str().unwrap(),
     ]);
     assert!(run.status.success(), "{}", stderr(&run));
-    let layers = std::fs::read_to_string(out_dir.join("layers.csv")).unwrap();
+    let layers = std::fs::read_to_string(out_dir.join("massive.csv")).unwrap();
     let n_layers = 4; // tiny-default
     assert_eq!(layers.lines().count(), 1 + n_layers, "{layers}");
     assert!(
-        layers.starts_with("layer,n_sequences,mean_top1"),
+        layers.starts_with("layer,top1,top2,top3,median,ratio"),
         "{layers}"
     );
-    let entries = std::fs::read_to_string(out_dir.join("entries.csv")).unwrap();
+    for table in ["massive", "top_activations", "intervention"] {
+        assert!(
+            out_dir.join(format!("{table}.parquet")).is_file(),
+            "{table}.parquet"
+        );
+    }
+    let entries = std::fs::read_to_string(out_dir.join("top_activations.csv")).unwrap();
     assert_eq!(entries.lines().count(), 1 + 4 * n_layers, "{entries}");
     let intervention = std::fs::read_to_string(out_dir.join("intervention.csv")).unwrap();
     let rows: Vec<&str> = intervention.lines().collect();
@@ -378,6 +384,6 @@ fn massive_reports_every_layer_and_writes_its_tables() {
     );
     fails_with(
         &["massive", "--model", &tiny_default()],
-        &["--text or --corpus"],
+        &["give --text, --token-ids or --corpus"],
     );
 }
