@@ -311,3 +311,34 @@ pub fn markdown_table(results: &Results) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_smoke_experiment_lands_near_its_perplexity_target() {
+        let root = crate::workspace_root();
+        let out = std::env::temp_dir().join(format!("sparsity-smoke-{}", std::process::id()));
+        let cfg = Settings::smoke();
+        let results = run(&cfg, &root, &out).unwrap();
+        assert!(!results.models.is_empty());
+        for row in &results.models {
+            let target = 1.0 + row.p / 100.0;
+            assert!(row.reached, "{}: target not reached", row.model);
+            assert!(
+                (row.ppl_ratio - target).abs() < 0.02,
+                "{}: ratio {} for target {target}",
+                row.model,
+                row.ppl_ratio
+            );
+            assert!(row.cett > 0.0 && row.cett < 1.0);
+            assert!(row.mean_activation_ratio > 0.0 && row.mean_activation_ratio < 1.0);
+            assert_eq!(row.layer_activation_ratios.split(';').count(), 4);
+        }
+        for f in ["models.csv", "models.parquet", "results.json"] {
+            assert!(out.join(f).is_file(), "{f} missing");
+        }
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}

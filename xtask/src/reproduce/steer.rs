@@ -307,3 +307,50 @@ pub fn markdown_table(results: &Results) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_smoke_experiment_scores_every_layer_and_sweeps_alpha() {
+        let root = crate::workspace_root();
+        let out = std::env::temp_dir().join(format!("steer-smoke-{}", std::process::id()));
+        let results = run(&Settings::smoke(), &root, &out).unwrap();
+        assert_eq!(results.n_layers, 4);
+        assert!(!results.concepts.is_empty());
+        for concept in &results.concepts {
+            assert!(concept.n_pairs > 0);
+            assert_eq!(concept.layers.len(), results.n_layers);
+            assert!(concept.best_layer < results.n_layers);
+            for layer in &concept.layers {
+                assert!(layer.separation.is_finite() && layer.mean_diff_norm > 0.0);
+                if let Some(acc) = layer.probe_accuracy {
+                    assert!((0.0..=1.0).contains(&acc));
+                }
+            }
+            let base = concept
+                .dose
+                .iter()
+                .find(|d| d.alpha == 0.0)
+                .expect("the sweep includes alpha 0");
+            // Steering moves the concept's log-odds away from the unsteered value.
+            assert!(
+                concept
+                    .dose
+                    .iter()
+                    .any(|d| d.alpha != 0.0 && (d.log_odds - base.log_odds).abs() > 1e-3),
+                "{}: no alpha changed the log-odds",
+                concept.concept
+            );
+            assert!(
+                concept
+                    .dose
+                    .iter()
+                    .all(|d| d.ppl.is_finite() && d.ppl > 1.0)
+            );
+        }
+        assert!(out.join("results.json").is_file());
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}

@@ -573,3 +573,44 @@ pub fn markdown_table(results: &Results) -> String {
     );
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_smoke_experiment_compares_the_full_model_with_its_variants() {
+        let root = crate::workspace_root();
+        let out = std::env::temp_dir().join(format!("void-smoke-{}", std::process::id()));
+        let results = run(&Settings::smoke(), &root, &out).unwrap();
+        assert_eq!(results.n_layers, 4);
+        for usage in [results.map_usage_prompt, results.map_usage_generation] {
+            assert!(usage > 0.0 && usage <= 1.0, "usage {usage}");
+        }
+        let variants: std::collections::BTreeSet<&str> = results
+            .accuracy
+            .iter()
+            .map(|r| r.variant.as_str())
+            .collect();
+        assert!(
+            variants.contains("full") && variants.len() >= 2,
+            "{variants:?}"
+        );
+        for row in &results.accuracy {
+            assert!((0.0..=1.0).contains(&row.accuracy) && row.n_items > 0);
+        }
+        let full = results.ppl.iter().find(|r| r.variant == "full").unwrap();
+        // Skipping layers never helps the tiny model's perplexity this much.
+        assert!(
+            results
+                .ppl
+                .iter()
+                .all(|r| r.ppl.is_finite() && r.ppl > 0.5 * full.ppl)
+        );
+        assert!(results.speed.speedup.is_finite() && results.speed.speedup > 0.0);
+        for f in ["accuracy.csv", "ppl.csv", "speed.csv", "results.json"] {
+            assert!(out.join(f).is_file(), "{f} missing");
+        }
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
