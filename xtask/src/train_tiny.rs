@@ -204,13 +204,19 @@ pub fn run(args: &Args) -> Result<()> {
             baselines,
             args.preset == Preset::Default,
         )?;
+        // Only the default preset is scored on the whole split (NaN otherwise).
+        let whole_split = if eval.ppl.is_nan() {
+            "not measured".to_string()
+        } else {
+            format!("{:.2}", eval.ppl)
+        };
         eprintln!(
-            "{}: {} params, final train loss {:.4}, {:.0} tokens/s, valid ppl {:.2} (first {} tokens {:.2}; bigram {:.2})",
+            "{}: {} params, final train loss {:.4}, {:.0} tokens/s, valid ppl {} (first {} tokens {:.2}; bigram {:.2})",
             spec.arch.name,
             report.n_params,
             report.final_train_loss,
             report.tokens_per_second,
-            eval.ppl,
+            whole_split,
             eval.prefix_tokens,
             eval.prefix_ppl,
             baselines.1
