@@ -22,7 +22,8 @@ pub enum Experiment {
     /// from the architecture.
     Massive,
     /// PPL-p% activation sparsity with CETT thresholds of the tiny models (and, when trained,
-    /// the ReLU/SiLU suite and its checkpoint series).
+    /// the ReLU/SiLU suite and its checkpoint series); also called `sparsing-law`.
+    #[value(alias = "sparsing-law")]
     Sparsity,
     /// Steering vectors: per-layer directions of the contrastive sets with separation and
     /// probe accuracy, a dose-response over alpha and steered generations (`--model` for a
