@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
@@ -53,27 +54,49 @@ pub(crate) fn plot_layer_lines(
                 .y_desc(y_desc)
                 .draw()
                 .map_err(|e| e.to_string())?;
-            for (idx, (name, pts)) in series.into_iter().enumerate() {
-                let color = Palette99::pick(idx).to_rgba();
-                chart
-                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                    .map_err(|e| e.to_string())?
-                    .label(name)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                    });
-                chart
-                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                    .map_err(|e| e.to_string())?;
-            }
-            chart
-                .configure_series_labels()
-                .position(legend)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| e.to_string())?;
+            draw_lines_with_markers(&mut chart, series)?;
+            draw_legend(&mut chart, legend)?;
             root.present().map_err(|e| e.to_string())
         };
     crate::svg::render_svg(path, SIZE, Box::new(plot))
+}
+
+/// The chart type every f64-by-f64 figure draws on.
+pub(crate) type Chart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws each `(name, points)` series as a coloured line with a marker per point, labelled
+/// for the legend (colours from plotters' 99-colour palette, in order).
+pub(crate) fn draw_lines_with_markers(
+    chart: &mut Chart<'_, '_>,
+    series: Vec<(String, Vec<(f64, f64)>)>,
+) -> Result<(), String> {
+    for (idx, (name, pts)) in series.into_iter().enumerate() {
+        let color = Palette99::pick(idx).to_rgba();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Draws the legend of the labelled series at `position`, on a light box with a border.
+pub(crate) fn draw_legend<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    position: LegendPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
 }

@@ -9,6 +9,7 @@ use plotters::prelude::*;
 use strata_massive::{DynamicsParams, MassiveResult};
 
 use crate::error::{Error, Result};
+use crate::layer_lines::draw_legend;
 
 /// Figure size in pixels.
 const SIZE: (u32, u32) = (960, 560);
@@ -279,13 +280,7 @@ pub fn plot_trajectories(
                     .map_err(|e| e.to_string())?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(|e| e.to_string())
     };
     crate::svg::render_svg(path, SIZE, Box::new(draw))

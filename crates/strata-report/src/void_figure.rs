@@ -6,6 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::layer_lines::{draw_legend, draw_lines_with_markers};
 
 /// One token's row of a void map.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,26 +194,8 @@ pub fn plot_void_vs_alpha(
                     .label("full model")
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
             }
-            for (idx, (name, pts)) in series.into_iter().enumerate() {
-                let color = Palette99::pick(idx).to_rgba();
-                chart
-                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                    .map_err(|e| e.to_string())?
-                    .label(name)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                    });
-                chart
-                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                    .map_err(|e| e.to_string())?;
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| e.to_string())?;
+            draw_lines_with_markers(&mut chart, series)?;
+            draw_legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
             root.present().map_err(|e| e.to_string())
         };
     crate::svg::render_svg(path, (880, 520), Box::new(draw))
