@@ -76,6 +76,53 @@ pub enum Error {
         /// Its value.
         value: f64,
     },
+    /// Too few points for a law's parameters.
+    #[error(
+        "too few points to fit the {law} law: {n_points} point(s) after the warm-up, it needs \
+         at least {needed} (one more than its parameters); measure more checkpoints"
+    )]
+    TooFewPoints {
+        /// `relu` or `silu`.
+        law: &'static str,
+        /// Points given.
+        n_points: usize,
+        /// Points needed.
+        needed: usize,
+    },
+    /// Points a law cannot be fitted to.
+    #[error("cannot fit the {law} law: {reason}")]
+    BadFitData {
+        /// `relu` or `silu`.
+        law: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The optimiser did not converge.
+    #[error("the {law} law did not fit: {reason}")]
+    FitFailed {
+        /// `relu` or `silu`.
+        law: &'static str,
+        /// Why, with the optimiser's termination reasons.
+        reason: String,
+    },
+    /// A checkpoint series folder that cannot be measured.
+    #[error("checkpoint series {}: {reason}", dir.display())]
+    Series {
+        /// The folder (or the checkpoint in it).
+        dir: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A checkpoint of a series failed to load or measure.
+    #[error("checkpoint {} (step {step}): {source}", path.display())]
+    Checkpoint {
+        /// Its folder.
+        path: PathBuf,
+        /// Its step.
+        step: u64,
+        /// What went wrong.
+        source: Box<Error>,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -47,25 +47,36 @@
 //! - The activation ratio is counted on the activations the sparse pass computes; the one
 //!   on the dense activations the thresholds were solved on, and the exact-zero fraction
 //!   (ProSparse's metric for ReLU models, not CETT-based), are kept beside it.
+//! - Checkpoint series ([`measure_series`]): one CETT target for every checkpoint of a run,
+//!   fixed or found by PPL-p% jointly on the last checkpoints (the mean of their PPL ratios,
+//!   the paper's App. E), and the paper's fitted laws of the mean activation ratio against
+//!   the tokens seen ([`fit_law`], Eq. 4-5, Levenberg-Marquardt), warm-up checkpoints dropped.
 //! - Not offered: top-k and FAT-epsilon comparisons, fixed out-of-sample thresholds in the
-//!   sparse pass, checkpoint series and the power-law fit.
+//!   sparse pass.
 //!
 //! No cargo features. The book chapter is `book/src/sparsity.md`.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod error;
+mod law;
 mod probe;
 mod result;
 mod search;
+mod series;
 mod threshold;
 
 pub use error::{Error, Result};
+pub use law::{Law, LawConfig, LawFit, LawParams, fit_law};
 pub use probe::{DenseCapture, ThresholdMask, weight_norms};
 pub use result::{LayerSparsity, SparsityResult};
 pub use search::{
     DensePass, PplSearch, Progress, SearchStatus, SearchStep, SparsityConfig, at_cett, ppl_p,
     windows,
+};
+pub use series::{
+    CheckpointSparsity, JointSearch, SeriesCheckpoint, SeriesTarget, SparsitySeries,
+    discover_checkpoints, measure_series, planned_passes, recorded_warmup_steps,
 };
 pub use threshold::{
     LayerSolver, LayerThreshold, ThresholdConfig, layer_threshold, neuron_weight_norms,

@@ -271,55 +271,29 @@ impl<B: Backend> DensePass<B> {
         if !(p > 0.0 && p <= 100.0) {
             return Err(Error::InvalidP { value: p });
         }
-        let target = 1.0 + p / 100.0;
         let tol = self.config.tol;
-        let n_steps = (1.0 / tol).log2().ceil() as usize;
         let n_windows = self.windows.len();
-        let planned = (n_steps + 1) * n_windows;
-        let (mut lo, mut hi) = (0.0f64, 1.0f64);
-        let mut steps = Vec::new();
-        while hi - lo > tol {
-            let c = (lo + hi) / 2.0;
-            let done = steps.len() * n_windows;
+        let planned = (bisection_steps(tol) + 1) * n_windows;
+        let mut n_evaluated = 0;
+        let mut last = None;
+        let bisection = bisect(p, tol, &mut |c| {
+            let done = n_evaluated * n_windows;
+            n_evaluated += 1;
             let r = self.evaluate(model, c, &mut |w, _| progress(done + w, planned))?;
-            let ratio = r.ppl_ratio();
-            steps.push(SearchStep {
-                cett: c,
-                ppl_ratio: ratio,
-                mean_activation_ratio: r.mean_activation_ratio(),
-            });
-            if ratio < target {
-                lo = c;
-            } else {
-                hi = c;
-            }
-        }
-        let cett = (lo + hi) / 2.0;
-        let done = steps.len() * n_windows;
-        let result = self.evaluate(model, cett, &mut |w, _| progress(done + w, planned))?;
-        let status = if hi == 1.0 {
-            SearchStatus::Unreachable {
-                reason: format!(
-                    "even at CETT {cett:.4} (nearly every neuron contribution dropped up to the \
-                     grid top) perplexity rises by only {:.3}%: the q99 grid cap limits the \
-                     sparsity to about 99% per layer",
-                    (result.ppl_ratio() - 1.0) * 100.0
-                ),
-            }
-        } else if lo == 0.0 {
-            SearchStatus::Unreachable {
-                reason: format!(
-                    "even at CETT {cett:.2e} perplexity rises by {:.3}%, more than {p}%: the \
-                     model has no neurons to drop at this cost",
-                    (result.ppl_ratio() - 1.0) * 100.0
-                ),
-            }
-        } else {
-            SearchStatus::Reached
-        };
-        if let SearchStatus::Unreachable { reason } = &status {
-            tracing::warn!("PPL-{p}% not reached: {reason}");
-        }
+            let point = (r.ppl_ratio(), r.mean_activation_ratio());
+            last = Some(r);
+            Ok(point)
+        })?;
+        let result = last.ok_or_else(|| Error::InvalidConfig {
+            what: "tol",
+            value: tol.to_string(),
+            reason: "the bisection evaluated nothing".into(),
+        })?;
+        let Bisection {
+            cett,
+            status,
+            steps,
+        } = bisection;
         Ok(PplSearch {
             p,
             tol,
@@ -331,6 +305,83 @@ impl<B: Backend> DensePass<B> {
             result,
         })
     }
+}
+
+/// Steps of the outer bisection on `[0, 1]` to a bracket of `tol`.
+pub(crate) fn bisection_steps(tol: f64) -> usize {
+    (1.0 / tol).log2().ceil() as usize
+}
+
+/// What the outer bisection found.
+#[derive(Debug)]
+pub(crate) struct Bisection {
+    /// The final bracket's midpoint (evaluated last).
+    pub cett: f64,
+    /// Whether the target was bracketed.
+    pub status: SearchStatus,
+    /// The steps before the final evaluation.
+    pub steps: Vec<SearchStep>,
+}
+
+/// The outer bisection of PPL-p% on the CETT target in `[0, 1]`: `measure(c)` returns the
+/// PPL ratio and the mean activation ratio at `c`; `c` is kept where the ratio is below
+/// `1 + p / 100` until the bracket is narrower than `tol`, then its midpoint is measured
+/// (the last call of `measure`).
+pub(crate) fn bisect(
+    p: f64,
+    tol: f64,
+    measure: &mut dyn FnMut(f64) -> Result<(f64, f64)>,
+) -> Result<Bisection> {
+    if !(p > 0.0 && p <= 100.0) {
+        return Err(Error::InvalidP { value: p });
+    }
+    let target = 1.0 + p / 100.0;
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    let mut steps = Vec::new();
+    while hi - lo > tol {
+        let c = (lo + hi) / 2.0;
+        let (ppl_ratio, mean_activation_ratio) = measure(c)?;
+        steps.push(SearchStep {
+            cett: c,
+            ppl_ratio,
+            mean_activation_ratio,
+        });
+        if ppl_ratio < target {
+            lo = c;
+        } else {
+            hi = c;
+        }
+    }
+    let cett = (lo + hi) / 2.0;
+    let (ratio, _) = measure(cett)?;
+    let status = if hi == 1.0 {
+        SearchStatus::Unreachable {
+            reason: format!(
+                "even at CETT {cett:.4} (nearly every neuron contribution dropped up to the \
+                 grid top) perplexity rises by only {:.3}%: the q99 grid cap limits the \
+                 sparsity to about 99% per layer",
+                (ratio - 1.0) * 100.0
+            ),
+        }
+    } else if lo == 0.0 {
+        SearchStatus::Unreachable {
+            reason: format!(
+                "even at CETT {cett:.2e} perplexity rises by {:.3}%, more than {p}%: the \
+                 model has no neurons to drop at this cost",
+                (ratio - 1.0) * 100.0
+            ),
+        }
+    } else {
+        SearchStatus::Reached
+    };
+    if let SearchStatus::Unreachable { reason } = &status {
+        tracing::warn!("PPL-{p}% not reached: {reason}");
+    }
+    Ok(Bisection {
+        cett,
+        status,
+        steps,
+    })
 }
 
 /// One step of the outer bisection.
@@ -393,7 +444,7 @@ pub fn ppl_p<B: Backend>(
         return Err(Error::InvalidP { value: p });
     }
     config.validate()?;
-    let n_steps = (1.0 / config.tol).log2().ceil() as usize;
+    let n_steps = bisection_steps(config.tol);
     let planned = config.n_windows * (1 + ps.len() * (n_steps + 1));
     let mut dense = DensePass::run(model, tokens, config, &mut |w, _| progress(w, planned))?;
     let mut out = Vec::with_capacity(ps.len());
