@@ -43,6 +43,8 @@ enum Command {
     Steer(commands::steer::Args),
     /// Write a model (a `.gguf` file, say) as a Hugging Face folder.
     Export(commands::export::Args),
+    /// Every analysis on one model (default: the embedded tiny model), as one HTML page.
+    Report(commands::report::Args),
 }
 
 fn main() -> ExitCode {
@@ -83,5 +85,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Sparsity(args) => commands::sparsity::run(args),
         Command::Void(args) => commands::void::run(args),
         Command::Steer(args) => commands::steer::run(args),
+        Command::Report(args) => commands::report::run(args),
     }
 }

@@ -33,6 +33,14 @@ pub enum Error {
     /// Writing the file failed (the previous file, if any, is left as it was).
     #[error(transparent)]
     Write(#[from] strata_core::Error),
+    /// An analysis result holds nothing a report section could read.
+    #[error("{analysis}: nothing to report: {reason}")]
+    NothingToReport {
+        /// The analysis.
+        analysis: String,
+        /// Why there is nothing.
+        reason: String,
+    },
     /// A table row could not be serialised.
     #[error("{path}: cannot write a table row: {reason}")]
     Table {

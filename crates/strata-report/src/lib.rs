@@ -26,12 +26,16 @@
 //! the crate quick to build. Every analysis table goes through [`write_table`], which
 //! writes it as CSV and, beside it, as Parquet (the `parquet` crate's column writer without
 //! Arrow or compression codecs, so the build stays light).
+//!
+//! The [`html`] module builds the one-page report of `strata report`: every analysis's
+//! reading, figures and key tables in a single self-contained HTML file.
 
 #![warn(missing_docs)]
 
 mod cells;
 mod error;
 mod forgetting_figure;
+pub mod html;
 mod layer_lines;
 mod massive_figure;
 mod massive_views;

@@ -12,7 +12,7 @@ use strata_core::probe::{Capture, ProbeSet, Site};
 use strata_core::{Model, TokenBatch, Tokenizer};
 use strata_massive::{
     FitConfig, MassiveConfig, MassiveResult, Statistic, discover_series, fit_dynamics, layer_rows,
-    measure, measure_series, series_rows, top_rows,
+    measure_series, measure_with, series_rows, top_rows,
 };
 
 use super::model_args::ModelArgs;
@@ -133,11 +133,22 @@ fn config_of(args: &Args) -> MassiveConfig {
 
 fn massive_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     let model = args.target.load::<B>(device)?;
+    measure_and_write(&model, args, &mut ProbeSet::none()).map(drop)
+}
+
+/// Measures `model` on the sequences `args` names, with `probes` attached to the same
+/// forward passes (ahead of the measurement, so other analyses can share them), prints the
+/// summary and writes the `--out` files.
+pub fn measure_and_write<B: Backend>(
+    model: &Model<B>,
+    args: &Args,
+    probes: &mut ProbeSet<'_, B>,
+) -> Result<MassiveResult> {
     let tokenizer = model.tokenizer_if_any();
     let sequences = sequences(args, tokenizer, model.config().n_ctx)?;
     let config = config_of(args);
     let bar = progress::bar(sequences.len() as u64, "sequences");
-    let result = measure(&model, &sequences, &config, &mut |done, _| {
+    let result = measure_with(model, &sequences, &config, probes, &mut |done, _| {
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();
@@ -186,7 +197,7 @@ fn massive_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     }
     let mut interventions = Vec::new();
     if args.intervene {
-        interventions = intervene(&model, &sequences, &result)?;
+        interventions = intervene(model, &sequences, &result)?;
     }
     if let Some(out) = &args.out {
         if !interventions.is_empty() {
@@ -210,7 +221,7 @@ fn massive_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
             &format!("top-1 / median |h| by layer: {name}"),
             &out.join("ratio_by_layer.svg"),
         )?;
-        let heatmap = heatmap_of_top_layer(&model, &sequences, &result, &token)?;
+        let heatmap = heatmap_of_top_layer(model, &sequences, &result, &token)?;
         strata_report::plot_token_dim_heatmap(
             &heatmap.1,
             32,
@@ -240,7 +251,7 @@ fn massive_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         RunManifest::new(args.target.model.display().to_string(), files).write(out)?;
         say!("wrote {}", out.display());
     }
-    Ok(())
+    Ok(result)
 }
 
 /// `|h|` over (token, dim) at the layer holding the largest magnitude, for the sequence

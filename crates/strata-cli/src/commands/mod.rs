@@ -9,6 +9,7 @@ pub mod kappatune;
 pub mod massive;
 mod model_args;
 pub mod ppl;
+pub mod report;
 pub mod sparsity;
 pub mod spectra;
 pub mod steer;

@@ -96,6 +96,12 @@ pub struct Args {
 
 /// Runs `strata spectra`.
 pub fn run(args: &Args) -> Result<()> {
+    run_spectra(args).map(drop)
+}
+
+/// Runs `strata spectra` and returns the result it wrote (singular values kept unless
+/// `--no-figures`).
+pub fn run_spectra(args: &Args) -> Result<SpectraResult> {
     let mut config = args.options.config();
     config.keep_singular_values = !args.no_figures;
     let result = analyze_with_progress(&args.model, &config)?;
@@ -123,7 +129,8 @@ pub fn run(args: &Args) -> Result<()> {
     }
     strata_core::io::RunManifest::new(args.model.display().to_string(), written)
         .write(&args.out)?;
-    summarize(&result, &args.out)
+    summarize(&result, &args.out)?;
+    Ok(result)
 }
 
 /// Analyses a model with a progress bar on stderr.

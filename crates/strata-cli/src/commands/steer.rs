@@ -233,12 +233,21 @@ struct LayerRow {
 }
 
 fn extract_on<B: Backend>(device: &B::Device, args: &ExtractArgs) -> Result<()> {
+    let model = args.target.load::<B>(device)?;
+    extract_with(&model, args).map(drop)
+}
+
+/// Runs `strata steer extract` on a loaded model: prints the layer scores, writes the
+/// `--out` files and returns the scores.
+pub fn extract_with<B: Backend>(
+    model: &Model<B>,
+    args: &ExtractArgs,
+) -> Result<Vec<strata_steer::LayerScore>> {
     let method: Method = args.method.parse()?;
     let position: ReadPosition = args.position.parse()?;
     let site = parse_site(&args.site)?;
-    let model = args.target.load::<B>(device)?;
     let pairs = read_pairs(&args.pairs.pairs, args.pairs.concept.as_deref())?;
-    let (pos, neg) = encode_pairs(&model, &pairs)?;
+    let (pos, neg) = encode_pairs(model, &pairs)?;
     let config = ExtractConfig {
         site,
         layers: args.layers.clone(),
@@ -246,7 +255,7 @@ fn extract_on<B: Backend>(device: &B::Device, args: &ExtractArgs) -> Result<()> 
         batch_size: args.batch_size,
     };
     let bar = progress::bar(2 * pairs.len() as u64, "sequences");
-    let acts = extract_activations(&model, &pos, &neg, &config, &mut |done, _| {
+    let acts = extract_activations(model, &pos, &neg, &config, &mut |done, _| {
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();
@@ -352,7 +361,7 @@ fn extract_on<B: Backend>(device: &B::Device, args: &ExtractArgs) -> Result<()> 
     files.push("layer_scores.svg".into());
     RunManifest::new(name, files).write(out)?;
     say!("wrote {}", out.display());
-    Ok(())
+    Ok(scores)
 }
 
 fn best_layer(rows: &[LayerRow]) -> Option<usize> {

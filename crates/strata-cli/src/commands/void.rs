@@ -2,16 +2,16 @@
 //! and its generation), and its multiple-choice accuracy with the voids skipped across an
 //! alpha grid.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
 use serde::Serialize;
-use strata_core::Model;
 use strata_core::eval::read_task_file;
 use strata_core::generate::{GenerateConfig, Sampling};
 use strata_core::io::{RunManifest, write_json_atomic};
+use strata_core::{Model, Tokenizer};
 use strata_void::{
     LetterPrompt, Phase, PhaseUsage, Skip, VoidConfig, VoidResult, generate_with_voids, map_prompt,
     rarely_active_layers, score_by_letter, score_task_with_voids,
@@ -128,6 +128,9 @@ struct MapRow {
     threshold: f32,
     active: u8,
     skipped: u8,
+    /// Index of the forward call the token was measured in: 0 for a prompt, then one per
+    /// generated token (or one per sequence when several are measured).
+    call: usize,
 }
 
 /// One row of `sweep.csv`.
@@ -170,7 +173,7 @@ impl PhaseSummary {
 
 /// Tokens per second of generation, full model vs layers really skipped.
 #[derive(Serialize)]
-struct Speed {
+pub struct Speed {
     n_new_tokens: usize,
     layers_skipped: Vec<usize>,
     full_tokens_per_s: f64,
@@ -181,7 +184,7 @@ struct Speed {
 
 /// `void.json`.
 #[derive(Serialize)]
-struct Summary {
+pub struct Summary {
     model: String,
     alpha: f64,
     skip: &'static str,
@@ -190,6 +193,28 @@ struct Summary {
     generation: PhaseSummary,
     generated_text: Option<String>,
     speed: Option<Speed>,
+}
+
+impl Summary {
+    /// The summary of a map of `model` measured at `alpha`.
+    pub fn new(
+        model: &Path,
+        alpha: f64,
+        result: &VoidResult,
+        generated_text: Option<String>,
+        speed: Option<Speed>,
+    ) -> Self {
+        Self {
+            model: model.display().to_string(),
+            alpha,
+            skip: result.config.skip.name(),
+            n_layers: result.n_layers,
+            prompt: PhaseSummary::of(&result.prompt),
+            generation: PhaseSummary::of(&result.generation),
+            generated_text,
+            speed,
+        }
+    }
 }
 
 /// Runs the command.
@@ -255,11 +280,6 @@ fn map_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         (Vec::new(), map_prompt(&model, &prompt, &config)?)
     };
     let tokenizer = model.tokenizer_if_any();
-    let token = |id: u32| {
-        tokenizer
-            .and_then(|t| t.decode_with_special(&[id]).ok())
-            .unwrap_or_default()
-    };
     let generated_text = match tokenizer {
         Some(t) if !new.is_empty() => Some(t.decode(&new)?),
         _ => None,
@@ -308,6 +328,36 @@ fn map_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     let Some(out) = &args.out else {
         return Ok(());
     };
+    let summary = Summary::new(&args.target.model, alpha, &result, generated_text, speed);
+    write_map_outputs(
+        out,
+        &args.target.model,
+        tokenizer,
+        &result,
+        &summary,
+        usize::MAX,
+    )?;
+    say!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Writes the files of a void map into `out`: `void.csv` (and `.parquet`), `void.json`
+/// (`summary`), `void_map.svg` (the first `max_map_tokens` token maps) and
+/// `void_usage_by_layer.svg`, with `manifest.json`.
+pub fn write_map_outputs(
+    out: &Path,
+    model: &Path,
+    tokenizer: Option<&Tokenizer>,
+    result: &VoidResult,
+    summary: &Summary,
+    max_map_tokens: usize,
+) -> Result<()> {
+    let alpha = summary.alpha;
+    let token = |id: u32| {
+        tokenizer
+            .and_then(|t| t.decode_with_special(&[id]).ok())
+            .unwrap_or_default()
+    };
     let rows: Vec<MapRow> = result
         .tokens
         .iter()
@@ -325,31 +375,25 @@ fn map_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
                 threshold: t.thresholds[layer],
                 active: u8::from(t.active[layer]),
                 skipped: u8::from(t.skipped[layer]),
+                call: t.call,
             })
         })
         .collect();
     strata_report::write_table(&out.join("void.csv"), &rows)?;
-    let summary = Summary {
-        model: args.target.model.display().to_string(),
-        alpha,
-        skip: config.skip.name(),
-        n_layers: result.n_layers,
-        prompt: PhaseSummary::of(&result.prompt),
-        generation: PhaseSummary::of(&result.generation),
-        generated_text,
-        speed,
-    };
-    write_json_atomic(&out.join("void.json"), &summary)?;
+    write_json_atomic(&out.join("void.json"), summary)?;
     let map_rows: Vec<strata_report::VoidMapRow> = result
         .tokens
         .iter()
+        .take(max_map_tokens)
         .map(|t| strata_report::VoidMapRow {
             label: format!("{} {:?}", t.token_pos, token(t.token_id)),
             generated: t.phase == Phase::Generation,
             active: t.active.clone(),
         })
         .collect();
-    let name = model_name(args);
+    let name = model
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     strata_report::plot_void_map(
         &map_rows,
         &format!("active (filled) and void layers, alpha {alpha}: {name}"),
@@ -361,11 +405,10 @@ fn map_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         "void.json".to_string(),
         "void_map.svg".to_string(),
     ];
-    if plot_usage(&result, alpha, &name, &out.join("void_usage_by_layer.svg"))? {
+    if plot_usage(result, alpha, &name, &out.join("void_usage_by_layer.svg"))? {
         files.push("void_usage_by_layer.svg".into());
     }
-    RunManifest::new(args.target.model.display().to_string(), files).write(out)?;
-    say!("wrote {}", out.display());
+    RunManifest::new(model.display().to_string(), files).write(out)?;
     Ok(())
 }
 
