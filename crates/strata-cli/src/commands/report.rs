@@ -198,6 +198,10 @@ fn run_section(info: &Info, step: usize, part: impl FnOnce() -> Result<SectionBo
         info.title.to_lowercase(),
         if body.is_ok() { "done" } else { "FAILED" }
     );
+    section(info, wall_s, body)
+}
+
+fn section(info: &Info, wall_s: f64, body: std::result::Result<SectionBody, String>) -> Section {
     Section {
         id: info.id.into(),
         title: info.title.into(),
@@ -208,13 +212,7 @@ fn run_section(info: &Info, step: usize, part: impl FnOnce() -> Result<SectionBo
 }
 
 fn failed_section(info: &Info, error: String) -> Section {
-    Section {
-        id: info.id.into(),
-        title: info.title.into(),
-        question: info.question.into(),
-        wall_s: 0.0,
-        body: Err(error),
-    }
+    section(info, 0.0, Err(error))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -336,6 +334,12 @@ fn massive_and_void<B: Backend>(model: &Model<B>, args: &Args, dir: &Path) -> (S
         };
         let result = massive::measure_and_write(model, &massive_args, &mut probes)?;
         drop(probes);
+        if let Some(probe) = probe {
+            let t = Instant::now();
+            let void =
+                void_outputs(model, args, dir, probe.into_result()).map_err(|e| format!("{e:#}"));
+            void_part = Some((void, t.elapsed().as_secs_f64()));
+        }
         let tokenizer = model.tokenizer_if_any();
         let token = |id: u32| token_text(tokenizer, id);
         let mut body = html::massive_section(&result, &token)?;
@@ -354,12 +358,6 @@ fn massive_and_void<B: Backend>(model: &Model<B>, args: &Args, dir: &Path) -> (S
             )?,
         ];
         body.files = files_in(dir, &out)?;
-        if let Some(probe) = probe {
-            let t = Instant::now();
-            let void =
-                void_outputs(model, args, dir, probe.into_result()).map_err(|e| format!("{e:#}"));
-            void_part = Some((void, t.elapsed().as_secs_f64()));
-        }
         Ok(body)
     });
     let void = match void_part {
@@ -368,13 +366,7 @@ fn massive_and_void<B: Backend>(model: &Model<B>, args: &Args, dir: &Path) -> (S
             // reading and writing of its own results.
             massive.wall_s -= wall_s;
             eprintln!("[3/{N_STEPS}] voids (measured with the massive activations)");
-            Section {
-                id: VOID.id.into(),
-                title: VOID.title.into(),
-                question: VOID.question.into(),
-                wall_s,
-                body,
-            }
+            section(&VOID, wall_s, body)
         }
         None => failed_section(
             &VOID,
