@@ -18,6 +18,12 @@ mod gpt2_small;
 use strata::core::probe::{Capture, ProbeSet, Site};
 use strata::core::{Model, TokenBatch};
 
+// The forward pass allocates and frees activation-sized buffers in every layer; mimalloc
+// reuses them where the system allocator hands them back to the kernel (see the book's
+// performance chapter).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {

@@ -42,6 +42,11 @@ enum Command {
     FetchReal(fetch_real::Args),
 }
 
+// Every layer allocates and frees activation-sized buffers; mimalloc keeps and reuses them
+// where the system allocator returns them to the kernel and faults them in again.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::TrainTokenizer(args) => train_tokenizer::run(&args),

@@ -47,6 +47,11 @@ enum Command {
     Report(commands::report::Args),
 }
 
+// Every layer allocates and frees activation-sized buffers; mimalloc keeps and reuses them
+// where the system allocator returns them to the kernel and faults them in again.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

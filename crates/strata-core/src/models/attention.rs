@@ -5,7 +5,7 @@ use burn::nn::Linear;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Tensor, backend::Backend};
 
-use super::rotary;
+use super::rotary::{self, RotaryTables};
 use crate::error::Result;
 use crate::probe::{HookContext, ProbeSet, Site};
 
@@ -37,15 +37,6 @@ pub struct LayerCache<B: Backend> {
     pub(crate) values: Tensor<B, 4>,
 }
 
-/// Rotary tables for one forward call, shared by every layer.
-#[derive(Debug, Clone)]
-pub struct RotaryTables<B: Backend> {
-    /// `[batch, 1, pos, rotary_dim]`.
-    pub(crate) cos: Tensor<B, 4>,
-    /// `[batch, 1, pos, rotary_dim]`.
-    pub(crate) sin: Tensor<B, 4>,
-}
-
 impl<B: Backend> Attention<B> {
     /// Keys and values of `x` (rotated), shaped `[batch, n_kv_heads, pos, d_head]`.
     fn keys_values(
@@ -56,12 +47,16 @@ impl<B: Backend> Attention<B> {
         let [batch, pos, _] = x.dims();
         let (kvh, dh) = (self.n_kv_heads, self.d_head);
         let split = |t: Tensor<B, 3>| t.reshape([batch, pos, kvh, dh]).swap_dims(1, 2);
-        let mut k = split(self.k.forward(x.clone()));
-        let v = split(self.v.forward(x));
+        let mut k = self.k.forward(x.clone());
         if let Some(tables) = rotary {
-            k = rotary::apply(k, &tables.cos, &tables.sin);
+            let rows = k.reshape([batch * pos * kvh, dh]);
+            k = rotary::apply(rows, &tables.k_cos, &tables.k_sin, &tables.rotate_half).reshape([
+                batch,
+                pos,
+                kvh * dh,
+            ]);
         }
-        (k, v)
+        (split(k), split(self.v.forward(x)))
     }
 
     /// Appends new keys and values to a layer's cache and returns all of them.
@@ -109,7 +104,8 @@ impl<B: Backend> Attention<B> {
     ///
     /// # Shapes
     /// - `x`: `[batch, pos, d_model]`
-    /// - `mask`: `[batch, 1, pos, n_cached + pos]`, true where attention is forbidden
+    /// - `mask`: `[batch, n_heads or 1, pos, n_cached + pos]`, true where attention is
+    ///   forbidden (one copy per head saves expanding it in every layer)
     /// - returns `[batch, pos, d_model]`
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
@@ -124,14 +120,14 @@ impl<B: Backend> Attention<B> {
     ) -> Result<Tensor<B, 3>> {
         let [batch, pos, _] = x.dims();
         let (h, kvh, dh) = (self.n_heads, self.n_kv_heads, self.d_head);
-        let mut q = self
-            .q
-            .forward(x.clone())
-            .reshape([batch, pos, h, dh])
-            .swap_dims(1, 2);
-        if let Some(tables) = rotary {
-            q = rotary::apply(q, &tables.cos, &tables.sin);
-        }
+        // The attention scale goes on the queries (the rotary tables carry it), so the
+        // scores, `n_keys / d_head` times larger, need no pass of their own.
+        let q = self.q.forward(x.clone()).reshape([batch * pos * h, dh]);
+        let q = match rotary {
+            Some(tables) => rotary::apply(q, &tables.q_cos, &tables.q_sin, &tables.rotate_half),
+            None => q.mul_scalar(1.0 / (dh as f64).sqrt()),
+        };
+        let q = q.reshape([batch, pos, h, dh]).swap_dims(1, 2);
         let (k, v) = self.keys_values(x, rotary);
         let (mut k, mut v) = Self::extend_cache(k, v, cache);
         let n_keys = k.dims()[2];
@@ -145,8 +141,9 @@ impl<B: Backend> Attention<B> {
             k = repeat(k);
             v = repeat(v);
         }
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dh as f64).sqrt());
-        let scores = scores.mask_fill(mask.clone(), f32::MIN);
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .mask_fill(mask.clone(), f32::MIN);
         let weights = softmax(scores, 3);
         let weights = probes.apply_pattern(Site::AttnPattern { layer }, weights, ctx)?;
         let z = weights

@@ -11,11 +11,11 @@ use burn::module::Module;
 use burn::nn::{Embedding, Linear};
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 
-use super::attention::{Attention, RotaryTables};
+use super::attention::Attention;
 use super::cache::KvCache;
 use super::mlp::Mlp;
 use super::norm::NormLayer;
-use super::rotary;
+use super::rotary::{self, HeadLayout, RotaryTables};
 use crate::config::{ModelConfig, Positions};
 use crate::error::{Error, Result};
 use crate::input::TokenBatch;
@@ -66,7 +66,7 @@ impl<B: Backend> DecoderBlock<B> {
     /// runs at all ([`crate::Probe::skip_block`]).
     ///
     /// # Shapes
-    /// - `x`: `[batch, pos, d_model]`; `mask`: `[batch, 1, pos, n_keys]` -> `[batch, pos, d_model]`
+    /// - `x`: `[batch, pos, d_model]`; `mask`: `[batch, n_heads, pos, n_keys]` -> `[batch, pos, d_model]`
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -221,21 +221,28 @@ impl<B: Backend> Decoder<B> {
                 n_ctx: cfg.n_ctx,
             });
         }
-        let mut forbidden = Vec::with_capacity(n_rows * n_new * n_keys);
+        // One copy of each row's mask per head: the scores are masked in place of a
+        // broadcast, which would be expanded again in every layer.
+        let heads = cfg.n_heads;
+        let mut forbidden = Vec::with_capacity(n_rows * heads * n_new * n_keys);
+        let mut row_mask = Vec::with_capacity(n_new * n_keys);
         for row in &full_mask {
+            row_mask.clear();
             for i in 0..n_new {
                 let q = n_cached + i;
                 for (j, &m) in row.iter().enumerate() {
                     let outside_window = cfg.sliding_window.is_some_and(|w| q >= j + w);
-                    forbidden.push(j > q || m == 0.0 || outside_window);
+                    row_mask.push(j > q || m == 0.0 || outside_window);
                 }
             }
+            for _ in 0..heads {
+                forbidden.extend_from_slice(&row_mask);
+            }
         }
-        let mask = Tensor::<B, 3, Bool>::from_data(
-            TensorData::new(forbidden, [n_rows, n_new, n_keys]),
+        let mask = Tensor::<B, 4, Bool>::from_data(
+            TensorData::new(forbidden, [n_rows, heads, n_new, n_keys]),
             &device,
-        )
-        .unsqueeze_dim::<4>(1);
+        );
         let padding_mask = batch
             .mask
             .as_ref()
@@ -276,9 +283,13 @@ impl<B: Backend> Decoder<B> {
                 scaling,
             } => {
                 let inv_freq = rotary::inverse_frequencies(theta, rotary_dim, scaling);
-                let (cos, sin) =
-                    rotary::cos_sin::<B>(&inv_freq, &positions, n_rows, n_new, &device);
-                Some(RotaryTables { cos, sin })
+                let heads = HeadLayout {
+                    n_heads: cfg.n_heads,
+                    n_kv_heads: cfg.n_kv_heads,
+                    d_head: cfg.d_head,
+                    q_scale: 1.0 / (cfg.d_head as f32).sqrt(),
+                };
+                Some(RotaryTables::new(&inv_freq, &positions, heads, &device))
             }
             Positions::Learned => None,
         };

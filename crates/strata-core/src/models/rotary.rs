@@ -58,49 +58,111 @@ pub fn inverse_frequencies(
     }
 }
 
-/// Cosine and sine tables for given positions.
+/// Rotary tables of one forward call, shared by every layer.
 ///
-/// # Shapes
-/// - `positions`: `batch * pos` absolute positions, row-major.
-/// - returns `(cos, sin)`, each `[batch, 1, pos, rotary_dim]` (broadcast over heads).
-pub fn cos_sin<B: Backend>(
-    inv_freq: &[f32],
-    positions: &[usize],
-    batch: usize,
-    pos: usize,
-    device: &B::Device,
-) -> (Tensor<B, 4>, Tensor<B, 4>) {
-    let half = inv_freq.len();
-    let pos_t = Tensor::<B, 2>::from_data(
-        TensorData::new(
-            positions.iter().map(|&p| p as f32).collect::<Vec<_>>(),
-            [batch * pos, 1],
-        ),
-        device,
-    );
-    let freq_t = Tensor::<B, 2>::from_data(TensorData::new(inv_freq.to_vec(), [1, half]), device);
-    let angles = pos_t.matmul(freq_t);
-    let emb = Tensor::cat(vec![angles.clone(), angles], 1).reshape([batch, 1, pos, 2 * half]);
-    (emb.clone().cos(), emb.sin())
+/// The rotation runs on the projections as they come out of the linear layers, one row per
+/// `(batch, pos, head)` and `d_head` columns, so every operation reads contiguous memory:
+/// `rotate(x) = x * cos + (x @ rotate_half) * sin`, with `cos = 1` and `sin = 0` on the dims
+/// that do not rotate. The query tables carry the attention scale `1 / sqrt(d_head)` (HF scales
+/// the scores instead; the two differ by rounding only).
+#[derive(Debug, Clone)]
+pub struct RotaryTables<B: Backend> {
+    /// `[batch * pos * n_heads, d_head]`, times the attention scale.
+    pub(crate) q_cos: Tensor<B, 2>,
+    /// `[batch * pos * n_heads, d_head]`, times the attention scale.
+    pub(crate) q_sin: Tensor<B, 2>,
+    /// `[batch * pos * n_kv_heads, d_head]`.
+    pub(crate) k_cos: Tensor<B, 2>,
+    /// `[batch * pos * n_kv_heads, d_head]`.
+    pub(crate) k_sin: Tensor<B, 2>,
+    /// `[d_head, d_head]`: `x @ rotate_half` is transformers' `rotate_half(x)` on the rotary
+    /// dims and zero on the others.
+    pub(crate) rotate_half: Tensor<B, 2>,
 }
 
-/// Applies the rotation to the first `rotary_dim` dims of each head.
-///
-/// # Shapes
-/// - `x`: `[batch, heads, pos, d_head]`; `cos`, `sin`: `[batch, 1, pos, rotary_dim]`.
-pub fn apply<B: Backend>(x: Tensor<B, 4>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 4> {
-    let [b, h, p, d] = x.dims();
-    let rot = cos.dims()[3];
-    let half = rot / 2;
-    let x_rot = x.clone().slice([0..b, 0..h, 0..p, 0..rot]);
-    let x1 = x_rot.clone().slice([0..b, 0..h, 0..p, 0..half]);
-    let x2 = x_rot.clone().slice([0..b, 0..h, 0..p, half..rot]);
-    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-    let out = x_rot * cos.clone() + rotated * sin.clone();
-    if rot == d {
-        out
-    } else {
-        let x_pass = x.slice([0..b, 0..h, 0..p, rot..d]);
-        Tensor::cat(vec![out, x_pass], 3)
+/// The heads of one forward call that the rotary tables are laid out for.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLayout {
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads.
+    pub n_kv_heads: usize,
+    /// Width of one head.
+    pub d_head: usize,
+    /// The factor folded into the query tables (`1 / sqrt(d_head)`).
+    pub q_scale: f32,
+}
+
+impl<B: Backend> RotaryTables<B> {
+    /// Tables for `positions` (`batch * pos` absolute positions, row-major) and the
+    /// inverse frequencies of [`inverse_frequencies`].
+    pub fn new(
+        inv_freq: &[f32],
+        positions: &[usize],
+        heads: HeadLayout,
+        device: &B::Device,
+    ) -> Self {
+        let HeadLayout {
+            n_heads,
+            n_kv_heads,
+            d_head,
+            q_scale,
+        } = heads;
+        let half = inv_freq.len();
+        let rot = (2 * half).min(d_head);
+        // One row of cos and sin per position; the rotary dims repeat the frequencies twice
+        // (transformers' `cat((freqs, freqs))`), the rest pass through.
+        let mut cos_rows = Vec::with_capacity(positions.len() * d_head);
+        let mut sin_rows = Vec::with_capacity(positions.len() * d_head);
+        for &p in positions {
+            for i in 0..d_head {
+                if i < rot {
+                    let angle = p as f32 * inv_freq[i % half];
+                    cos_rows.push(angle.cos());
+                    sin_rows.push(angle.sin());
+                } else {
+                    cos_rows.push(1.0);
+                    sin_rows.push(0.0);
+                }
+            }
+        }
+        let per_head = |rows: &[f32], heads: usize, scale: f32| {
+            let mut out = Vec::with_capacity(rows.len() * heads);
+            for row in rows.chunks_exact(d_head) {
+                for _ in 0..heads {
+                    out.extend(row.iter().map(|v| v * scale));
+                }
+            }
+            Tensor::<B, 2>::from_data(
+                TensorData::new(out, [positions.len() * heads, d_head]),
+                device,
+            )
+        };
+        let mut rotate = vec![0.0f32; d_head * d_head];
+        for j in 0..half.min(rot) {
+            // rotate_half(x)[j] = -x[j + half] and rotate_half(x)[j + half] = x[j].
+            if j + half < rot {
+                rotate[(j + half) * d_head + j] = -1.0;
+                rotate[j * d_head + j + half] = 1.0;
+            }
+        }
+        Self {
+            q_cos: per_head(&cos_rows, n_heads, q_scale),
+            q_sin: per_head(&sin_rows, n_heads, q_scale),
+            k_cos: per_head(&cos_rows, n_kv_heads, 1.0),
+            k_sin: per_head(&sin_rows, n_kv_heads, 1.0),
+            rotate_half: Tensor::from_data(TensorData::new(rotate, [d_head, d_head]), device),
+        }
     }
+}
+
+/// Rotates the rows of `x` (`[batch * pos * heads, d_head]`) by the given tables.
+pub fn apply<B: Backend>(
+    x: Tensor<B, 2>,
+    cos: &Tensor<B, 2>,
+    sin: &Tensor<B, 2>,
+    rotate_half: &Tensor<B, 2>,
+) -> Tensor<B, 2> {
+    let rotated = x.clone().matmul(rotate_half.clone()) * sin.clone();
+    x * cos.clone() + rotated
 }
