@@ -39,6 +39,10 @@ pub enum Area {
     Spectra,
     /// One training step of the tiny-default architecture, 16 x 128 tokens, vs PyTorch CPU AdamW.
     TrainStep,
+    /// One dense + sparse pass pair of the CETT sparsity measurement (dense pass with
+    /// capture, every layer's threshold solve, sparse pass) on the tiny default model, one
+    /// window of 128 tokens, vs the same in PyTorch with forward hooks.
+    Sparsity,
 }
 
 /// Runs the comparison script of `args.area`.
@@ -54,6 +58,7 @@ pub fn run(args: &Args) -> Result<()> {
         Area::Forward => "scripts/bench_forward.py",
         Area::Spectra => "scripts/bench_spectra.py",
         Area::TrainStep => "scripts/bench_train_step.py",
+        Area::Sparsity => "scripts/bench_sparsity.py",
     };
     if let Area::Spectra = args.area {
         let status = Command::new(env!("CARGO"))

@@ -169,3 +169,173 @@ fn bad_input_exits_with_a_message_naming_the_value() {
     );
     fails_with(&with(&[]), "--corpus or --token-ids");
 }
+
+/// A series folder `name` of copies of the tiny default model at `steps`, 2048 tokens a step
+/// recorded in each `trainer_state.json`.
+fn series_of_copies(name: &str, steps: &[u64]) -> PathBuf {
+    let dir = out_dir(name);
+    let model = workspace().join("datasets/models/tiny-default");
+    for step in steps {
+        let ckpt = dir.join(format!("step{step}"));
+        std::fs::create_dir_all(&ckpt).unwrap();
+        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+            std::fs::copy(model.join(f), ckpt.join(f)).unwrap();
+        }
+        std::fs::write(
+            ckpt.join("trainer_state.json"),
+            format!("{{\"step\": {step}, \"n_tokens_seen\": {}}}", step * 2048),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+const SMALL: [&str; 8] = [
+    "--corpus",
+    "datasets/kjv/valid.txt",
+    "--window",
+    "64",
+    "--n-windows",
+    "2",
+    "--tol",
+    "1e-2",
+];
+
+#[test]
+fn a_series_writes_its_table_fits_and_figure() {
+    let series = series_of_copies("series-in", &[10, 20, 30, 40, 50]);
+    let dir = out_dir("series-out");
+    let mut args = vec!["sparsity", "--series", series.to_str().unwrap()];
+    args.extend(SMALL);
+    args.extend(["--last", "2", "--warmup-steps", "10"]);
+    args.extend(["--out", dir.to_str().unwrap()]);
+    ok(&args);
+    for f in [
+        "series.csv",
+        "series.parquet",
+        "series.json",
+        "activation_over_training.svg",
+        "manifest.json",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(dir.join("series.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for column in ["step", "tokens_seen", "warmup", "layer", "activation_ratio"] {
+        assert!(header.contains(&column), "{header:?}");
+    }
+    assert_eq!(
+        csv.lines().count(),
+        1 + 5 * 4,
+        "one row per (checkpoint, layer)"
+    );
+
+    // The one-model PPL-1% search on the same windows finds the same CETT: the checkpoints
+    // are copies, so the mean of their PPL ratios is the one model's.
+    let one = out_dir("series-one");
+    let mut args = vec!["sparsity", "--model", "datasets/models/tiny-default"];
+    args.extend(SMALL);
+    args.extend(["--out", one.to_str().unwrap()]);
+    ok(&args);
+    let read = |path: PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let alone = read(one.join("sparsity.json"));
+    let json = read(dir.join("series.json"));
+    let cett = json["series"]["cett"].as_f64().unwrap();
+    assert_eq!(cett, alone["runs"][0]["cett"].as_f64().unwrap());
+    assert_eq!(
+        json["series"]["search"]["on_steps"],
+        serde_json::json!([40, 50])
+    );
+    assert_eq!(json["warmup_steps"], 10);
+    assert_eq!(json["n_fit_points"], 4);
+    let checkpoints = json["series"]["checkpoints"].as_array().unwrap();
+    assert_eq!(checkpoints.len(), 5);
+    assert_eq!(checkpoints[4]["tokens_seen"], 50 * 2048);
+    // Both laws are reported; neither fits copies of one model, and each says why.
+    let fits = json["fits"].as_array().unwrap();
+    assert_eq!(fits.len(), 2);
+    for fit in fits {
+        assert!(fit["fit"].is_null());
+        let error = fit["error"].as_str().unwrap();
+        assert!(
+            error.contains("constant") || error.contains("too few points"),
+            "{error}"
+        );
+    }
+    // The tiny default model is SiLU-gated: the SiLU law is its law.
+    assert_eq!(fits[1]["law"], "silu");
+    assert_eq!(fits[1]["for_this_activation"], true);
+    for d in [series, dir, one] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn bad_series_exit_with_a_message_naming_the_folder() {
+    let empty = out_dir("series-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let one = series_of_copies("series-single", &[100]);
+    let short = series_of_copies("series-short", &[10, 20, 30]);
+    let with = |dir: &PathBuf, extra: &[&str]| -> Vec<String> {
+        ["sparsity", "--series", dir.to_str().unwrap()]
+            .iter()
+            .chain(SMALL.iter())
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |args: Vec<String>, needle: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails_with(&args, needle);
+    };
+    run(with(&empty, &[]), "holds no checkpoint folders");
+    run(with(&empty, &[]), empty.to_str().unwrap());
+    run(with(&one, &[]), "a series needs at least two");
+    run(with(&one, &[]), one.to_str().unwrap());
+    run(with(&short, &["--p", "1,5"]), "give one --p");
+    run(with(&short, &["--cett", "1.5"]), "invalid CETT target 1.5");
+    fails_with(
+        &["sparsity", "--corpus", "datasets/kjv/valid.txt"],
+        "--series",
+    );
+
+    // Three checkpoints, one of them warm-up: too few points for either law, said on the
+    // terminal and in the summary, while the measurements are written.
+    let out = out_dir("series-short-out");
+    let args = with(
+        &short,
+        &[
+            "--cett",
+            "0.2",
+            "--warmup-steps",
+            "10",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = strata(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("too few points to fit the relu law: 2 point(s)"),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("series.json")).unwrap()).unwrap();
+    assert!(
+        json["fits"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("at least 4")
+    );
+    for d in [empty, one, short, out] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

@@ -56,7 +56,9 @@ pub use massive_views::{
     TokenDimMap, Trajectory, plot_ratio_bars, plot_token_dim_heatmap, plot_trajectories,
 };
 pub use ranking_csv::{RANKING_COLUMNS, write_ranking_csv, write_ranking_rows};
-pub use sparsity_figure::{plot_activation_ratio_by_layer, plot_activation_ratio_over_training};
+pub use sparsity_figure::{
+    TrainingCurve, plot_activation_ratio_by_layer, plot_activation_ratio_over_training,
+};
 pub use spectra_csv::{SPECTRA_COLUMNS, spectra_row, write_spectra_csv, write_spectra_rows};
 pub use spectra_figures::{plot_esd, plot_kappa_by_layer};
 pub use steer_figures::{plot_steer_cosines, plot_steer_dose_response, plot_steer_layer_scores};

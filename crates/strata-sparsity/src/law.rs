@@ -136,6 +136,23 @@ impl LawParams {
     }
 }
 
+impl std::fmt::Display for LawParams {
+    /// `c = 3.85e4, alpha = 1.096, b = 2.996, A0 = 11.48`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::Relu { c, alpha, b, a0 } => {
+                write!(
+                    f,
+                    "c = {c:.4e}, alpha = {alpha:.4}, b = {b:.4}, A0 = {a0:.4}"
+                )
+            }
+            Self::Silu { c, alpha, a0 } => {
+                write!(f, "c = {c:.4e}, alpha = {alpha:.4}, A0 = {a0:.4}")
+            }
+        }
+    }
+}
+
 /// A fitted law.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LawFit {
@@ -153,6 +170,58 @@ pub struct LawFit {
     pub n_evaluations: usize,
     /// Why the optimiser stopped (the `levenberg-marquardt` crate's termination reason).
     pub termination: String,
+    /// When the optimum lacks the law's shape (`c <= 0` or `alpha <= 0`: no approach to a
+    /// limit from the law's side; `alpha` near 0: the limit is not identified by the data),
+    /// what is wrong; the parameters are still the least-squares optimum.
+    pub caveat: Option<String>,
+}
+
+impl LawFit {
+    /// The fitted curve at `n + 1` evenly spaced `D` over the fitted range, as
+    /// `(tokens seen, A)` (tokens, not billions; `A` in the fitted unit).
+    pub fn curve(&self, n: usize) -> Vec<(f64, f64)> {
+        let (lo, hi) = self.d_range;
+        let n = n.max(1);
+        (0..=n)
+            .map(|i| lo + (hi - lo) * i as f64 / n as f64)
+            .map(|d| (d * 1e9, self.params.eval(d)))
+            .collect()
+    }
+}
+
+impl LawParams {
+    /// What keeps these parameters from describing the law's approach to its limit, if
+    /// anything.
+    pub fn caveat(&self) -> Option<String> {
+        let (c, alpha, direction) = match *self {
+            Self::Relu { c, alpha, .. } => (c, alpha, "falls"),
+            Self::Silu { c, alpha, .. } => (c, alpha, "rises"),
+        };
+        if alpha.abs() < 1e-3 {
+            Some(match *self {
+                Self::Relu { c, alpha, a0, .. } => format!(
+                    "alpha = {alpha:.2e} is about 0 (c = {c:.3e}): the curve degenerates into \
+                     the pure power law exp(b - c) * D^(-{:.3}) + {a0:.4}, not the law's \
+                     stretched exponential",
+                    c * alpha
+                ),
+                Self::Silu { c, alpha, a0 } => format!(
+                    "alpha = {alpha:.2e} is about 0 (c = {c:.3e}): the curve degenerates into \
+                     a logarithmic rise {:.4} * ln D + {:.4}, with no limit; A0 = {a0:.4e} is \
+                     not identified",
+                    c * alpha,
+                    a0 - c
+                ),
+            })
+        } else if c <= 0.0 || alpha <= 0.0 {
+            Some(format!(
+                "c = {c:.3e}, alpha = {alpha:.3}: the law {direction} towards A0 only for c > 0 \
+                 and alpha > 0, so this optimum does not have the law's shape"
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// Settings of the optimiser.
@@ -296,6 +365,7 @@ pub fn fit_law(law: Law, d: &[f64], values: &[f64], config: &LawConfig) -> Resul
         r2: 1.0 - rss / tss,
         n_evaluations,
         termination,
+        caveat: params.caveat(),
     })
 }
 
@@ -417,6 +487,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_curve_without_the_laws_shape_has_a_caveat() {
+        let rising_relu = LawParams::Relu {
+            c: -1.0,
+            alpha: 0.5,
+            b: 1.0,
+            a0: 5.0,
+        };
+        assert!(rising_relu.caveat().unwrap().contains("c > 0"));
+        let flat = LawParams::Silu {
+            c: 5e6,
+            alpha: 1e-7,
+            a0: 5e6,
+        };
+        assert!(flat.caveat().unwrap().contains("0.5000 * ln D"));
+        let power = LawParams::Relu {
+            c: 2e5,
+            alpha: 1e-5,
+            b: 2e5,
+            a0: 15.0,
+        };
+        assert!(power.caveat().unwrap().contains("D^(-2.000)"));
+        let silu = LawParams::Silu {
+            c: 9.0,
+            alpha: 0.3,
+            a0: 40.9,
+        };
+        assert_eq!(silu.caveat(), None);
+    }
+
+    #[test]
     fn noiseless_points_give_back_their_parameters() {
         let d: Vec<f64> = (1..=12).map(|i| 0.5 * i as f64).collect();
         let cases = [
@@ -436,6 +536,11 @@ mod tests {
             let y: Vec<f64> = d.iter().map(|&x| truth.eval(x)).collect();
             let fit = fit_law(truth.law(), &d, &y, &LawConfig::default()).unwrap();
             assert!(fit.rss < 1e-12, "{fit:?}");
+            assert_eq!(fit.caveat, None);
+            let curve = fit.curve(4);
+            assert_eq!(curve.len(), 5);
+            assert_eq!(curve[0].0, 0.5e9);
+            assert!((curve[4].1 - truth.eval(6.0)).abs() < 1e-9);
             let (got, want) = (
                 serde_json::to_value(fit.params).unwrap(),
                 serde_json::to_value(truth).unwrap(),

@@ -1,9 +1,10 @@
 //! PPL-p% activation sparsity of the tiny models (`book/src/sparsity.md`): per model, the
 //! CETT target at which perplexity on KJV valid rises by p% and the per-layer activation
 //! ratio there; for every suite model that has been trained (`cargo xtask train-tiny suite`,
-//! `target/strata-suite/<name>/step{N}/`), the activation ratio over training at the CETT
-//! found on the final checkpoint, as the Sparsing Law paper draws it (its App. E applies one
-//! CETT to every checkpoint).
+//! `target/strata-suite/<name>/step{N}/`), the activation ratio over training at the PPL-1%
+//! CETT found jointly on the last 5 checkpoints (the mean of their PPL ratios) and applied to
+//! every checkpoint, as the Sparsing Law paper draws it (its App. E), with the paper's fitted
+//! law of the model's activation (Eq. 4 for ReLU, Eq. 5 for SiLU and GELU) after the warm-up.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,7 +14,10 @@ use burn::backend::Flex;
 use serde::{Deserialize, Serialize};
 use strata_core::Model;
 use strata_core::eval::corpus;
-use strata_sparsity::{DensePass, SearchStatus, SparsityConfig};
+use strata_sparsity::{
+    DensePass, Law, LawConfig, LawParams, SearchStatus, SeriesTarget, SparsityConfig,
+    discover_checkpoints, measure_series,
+};
 
 use crate::train::spec::suite_preset;
 
@@ -87,7 +91,7 @@ pub struct ModelRow {
     pub wall_s: f64,
 }
 
-/// One checkpoint of a suite model at the final checkpoint's PPL-1% CETT.
+/// One checkpoint of a suite model at the PPL-1% CETT of its last 5 checkpoints.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SeriesRow {
     /// Model name.
@@ -98,14 +102,36 @@ pub struct SeriesRow {
     pub step: usize,
     /// Tokens seen at that step.
     pub tokens_seen: usize,
-    /// The CETT applied (found on the final checkpoint).
+    /// The CETT applied (found jointly on the last 5 checkpoints).
     pub cett: f64,
+    /// Left out of the fit as warm-up.
+    pub warmup: bool,
     /// Mean activation ratio over layers.
     pub mean_activation_ratio: f64,
     /// Mean per-window PPL ratio.
     pub ppl_ratio: f64,
     /// Dense perplexity.
     pub dense_ppl: f64,
+}
+
+/// The fitted law of one suite model's activation ratio over training (percent, `D` in
+/// billions of tokens).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FitRow {
+    /// Model name.
+    pub model: String,
+    /// The law fitted (the model's activation's).
+    pub law: Law,
+    /// The parameters, when the fit succeeded.
+    pub params: Option<LawParams>,
+    /// The limit `A0`, percent.
+    pub a0: Option<f64>,
+    /// Coefficient of determination.
+    pub r2: Option<f64>,
+    /// Checkpoints fitted (after the warm-up).
+    pub n_points: usize,
+    /// Why the fit failed, or what is odd about it.
+    pub note: Option<String>,
 }
 
 /// Everything the experiment measured.
@@ -117,14 +143,17 @@ pub struct Results {
     pub models: Vec<ModelRow>,
     /// Checkpoint series of the suite models.
     pub series: Vec<SeriesRow>,
+    /// The fitted law of each suite model's series.
+    pub fits: Vec<FitRow>,
 }
 
-/// A model to measure: name, activation, final folder, checkpoints `(step, tokens, dir)`.
+/// A model to measure: name, activation, final folder, and for a suite model its series
+/// folder, tokens per step and warm-up steps.
 struct Target {
     name: String,
     activation: String,
     dir: PathBuf,
-    checkpoints: Vec<(usize, usize, PathBuf)>,
+    series: Option<(PathBuf, u64, u64)>,
 }
 
 fn targets(cfg: &Settings, root: &Path) -> Vec<Target> {
@@ -132,7 +161,7 @@ fn targets(cfg: &Settings, root: &Path) -> Vec<Target> {
         name: "tiny-default".into(),
         activation: "silu (gated)".into(),
         dir: root.join("datasets/models/tiny-default"),
-        checkpoints: Vec::new(),
+        series: None,
     }];
     if !cfg.suite {
         return out;
@@ -147,20 +176,6 @@ fn targets(cfg: &Settings, root: &Path) -> Vec<Target> {
             );
             continue;
         }
-        let mut checkpoints: Vec<(usize, usize, PathBuf)> = std::fs::read_dir(&base)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let step: usize = name.strip_prefix("step")?.parse().ok()?;
-                e.path()
-                    .join("config.json")
-                    .exists()
-                    .then(|| (step, step * spec.tokens_per_step(), e.path()))
-            })
-            .collect();
-        checkpoints.sort_by_key(|c| c.0);
         let gated = if spec.arch.model_type == "llama" {
             " (gated)"
         } else {
@@ -170,7 +185,11 @@ fn targets(cfg: &Settings, root: &Path) -> Vec<Target> {
             name: spec.arch.name.clone(),
             activation: format!("{}{gated}", spec.arch.activation),
             dir: final_dir,
-            checkpoints,
+            series: Some((
+                base,
+                spec.tokens_per_step() as u64,
+                spec.warmup_steps as u64,
+            )),
         });
     }
     out
@@ -191,7 +210,9 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Results> {
         settings: cfg.clone(),
         models: Vec::new(),
         series: Vec::new(),
+        fits: Vec::new(),
     };
+    let mut curves = Vec::new();
     for target in targets(cfg, root) {
         let model = Model::<Flex>::load(&target.dir, &device)?;
         let tokens = kjv_tokens(&model, root)?;
@@ -203,7 +224,6 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Results> {
         };
         let mut dense = DensePass::run(&model, &tokens, &config, &mut |_, _| {})?;
         let mut figure = Vec::new();
-        let mut cett_1 = None;
         for &p in &cfg.ps {
             let started = Instant::now();
             let before = dense.n_sparse_passes();
@@ -217,9 +237,6 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Results> {
                 100.0 * r.mean_activation_ratio()
             );
             figure.push((format!("PPL-{p}% (CETT {:.3})", s.cett), ratios.clone()));
-            if p == cfg.ps[0] {
-                cett_1 = Some(s.cett);
-            }
             results.models.push(ModelRow {
                 model: target.name.clone(),
                 activation: target.activation.clone(),
@@ -245,38 +262,99 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Results> {
             &format!("activation ratio by layer: {}", target.name),
             &out.join(format!("{}_by_layer.svg", target.name)),
         )?;
-        if let Some(cett) = cett_1 {
-            for (step, tokens_seen, dir) in &target.checkpoints {
-                let ckpt = Model::<Flex>::load(dir, &device)?;
-                let r = strata_sparsity::at_cett(&ckpt, &tokens, cett, &config, &mut |_, _| {})?;
+        if let Some((base, tokens_per_step, warmup)) = &target.series {
+            let checkpoints = discover_checkpoints(base, Some(*tokens_per_step))?;
+            let started = Instant::now();
+            let target_p = SeriesTarget::PplP {
+                p: cfg.ps[0],
+                last: 5,
+            };
+            let series = measure_series::<Flex>(
+                base,
+                &checkpoints,
+                &tokens,
+                target_p,
+                &config,
+                &device,
+                &mut |_, _| {},
+            )?;
+            let law = Law::for_activation(model.config().activation);
+            let fit = series.fit(law, *warmup, &LawConfig::default());
+            eprintln!(
+                "{} series: {} checkpoints at CETT {:.4} in {:.1} s; {} law: {}",
+                target.name,
+                series.checkpoints.len(),
+                series.cett,
+                started.elapsed().as_secs_f64(),
+                law.name(),
+                match &fit {
+                    Ok(f) => format!("{}, R^2 {:.4}", f.params, f.r2),
+                    Err(e) => e.to_string(),
+                }
+            );
+            for c in &series.checkpoints {
                 results.series.push(SeriesRow {
                     model: target.name.clone(),
                     activation: target.activation.clone(),
-                    step: *step,
-                    tokens_seen: *tokens_seen,
-                    cett,
-                    mean_activation_ratio: r.mean_activation_ratio(),
-                    ppl_ratio: r.ppl_ratio(),
-                    dense_ppl: r.dense_ppl(),
+                    step: c.step as usize,
+                    tokens_seen: c.tokens_seen as usize,
+                    cett: series.cett,
+                    warmup: c.step <= *warmup,
+                    mean_activation_ratio: c.result.mean_activation_ratio(),
+                    ppl_ratio: c.result.ppl_ratio(),
+                    dense_ppl: c.result.dense_ppl(),
                 });
             }
+            let n_points = series.fit_points(*warmup).0.len();
+            let mut curve = strata_report::TrainingCurve {
+                name: format!("{} ({})", target.name, target.activation),
+                points: series
+                    .checkpoints
+                    .iter()
+                    .map(|c| (c.tokens_seen as f64, c.result.mean_activation_ratio()))
+                    .collect(),
+                ..Default::default()
+            };
+            let row = match fit {
+                Ok(f) => {
+                    curve.fit = f
+                        .curve(100)
+                        .into_iter()
+                        .map(|(t, a)| (t, a / 100.0))
+                        .collect();
+                    curve.fit_name =
+                        Some(format!("{} law, A0 {:.1}%", law.name(), f.params.limit()));
+                    FitRow {
+                        model: target.name.clone(),
+                        law,
+                        params: Some(f.params),
+                        a0: Some(f.params.limit()),
+                        r2: Some(f.r2),
+                        n_points,
+                        note: f.caveat,
+                    }
+                }
+                Err(e) => FitRow {
+                    model: target.name.clone(),
+                    law,
+                    params: None,
+                    a0: None,
+                    r2: None,
+                    n_points,
+                    note: Some(e.to_string()),
+                },
+            };
+            results.fits.push(row);
+            curves.push(curve);
         }
     }
     strata_report::write_table(&out.join("models.csv"), &results.models)?;
     if !results.series.is_empty() {
         strata_report::write_table(&out.join("series.csv"), &results.series)?;
-        let mut lines: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-        for row in &results.series {
-            let name = format!("{} ({})", row.model, row.activation);
-            let point = (row.tokens_seen as f64, row.mean_activation_ratio);
-            match lines.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, pts)) => pts.push(point),
-                None => lines.push((name, vec![point])),
-            }
-        }
+        strata_core::io::write_json_atomic(&out.join("fits.json"), &results.fits)?;
         strata_report::plot_activation_ratio_over_training(
-            &lines,
-            "activation ratio over training at the final checkpoint's PPL-1% CETT",
+            &curves,
+            "activation ratio over training at the PPL-1% CETT of the last 5 checkpoints",
             &out.join("activation_over_training.svg"),
         )?;
     }
@@ -284,7 +362,8 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Results> {
     Ok(results)
 }
 
-/// The results as a markdown table (the book chapter's).
+/// The results as markdown tables (the book chapter's): one row per (model, p), then the
+/// fitted laws of the suite models' series when there are any.
 pub fn markdown_table(results: &Results) -> String {
     let mut s = String::from(
         "| model | MLP | p | CETT | dense PPL | sparse PPL | activation ratio | per layer |\n\
@@ -307,6 +386,35 @@ pub fn markdown_table(results: &Results) -> String {
                 .map(|v| format!("{:.1}", 100.0 * v))
                 .collect::<Vec<_>>()
                 .join(" / ")
+        ));
+    }
+    let fits = fits_markdown_table(results);
+    if !fits.is_empty() {
+        s.push('\n');
+        s.push_str(&fits);
+    }
+    s
+}
+
+/// The fitted laws as a markdown table (empty when no suite model was measured).
+pub fn fits_markdown_table(results: &Results) -> String {
+    if results.fits.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "| model | law | parameters (D in billions of tokens, A in %) | A0 | R^2 | points | note |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for f in &results.fits {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            f.model,
+            f.law.name(),
+            f.params.map_or_else(|| "-".into(), |p| p.to_string()),
+            f.a0.map_or_else(|| "-".into(), |a| format!("{a:.2}%")),
+            f.r2.map_or_else(|| "-".into(), |r| format!("{r:.4}")),
+            f.n_points,
+            f.note.as_deref().unwrap_or("")
         ));
     }
     s

@@ -1,7 +1,8 @@
 //! `strata sparsity`: how many MLP neurons each layer can skip at a perplexity cost of p%
-//! (PPL-p% with CETT thresholds), or at a fixed CETT target.
+//! (PPL-p% with CETT thresholds), or at a fixed CETT target; and over the checkpoints of a
+//! training run (`--series`), with the Sparsing Law's fitted laws.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -9,19 +10,46 @@ use burn::tensor::backend::Backend;
 use serde::Serialize;
 use strata_core::eval::corpus;
 use strata_core::io::{RunManifest, write_json_atomic};
+use strata_core::{Model, Tokenizer};
 use strata_sparsity::{
-    DensePass, PplSearch, SearchStatus, SearchStep, SparsityConfig, SparsityResult, ThresholdConfig,
+    DensePass, Law, LawConfig, LawFit, PplSearch, SearchStatus, SearchStep, SeriesTarget,
+    SparsityConfig, SparsityResult, SparsitySeries, ThresholdConfig, discover_checkpoints,
+    measure_series, planned_passes, recorded_warmup_steps,
 };
 
 use super::model_args::ModelArgs;
 use crate::progress;
 use crate::with_backend;
 
+/// The `--model` value that means none was given.
+const NO_MODEL: &str = "-";
+
 /// Arguments of `strata sparsity`.
 #[derive(Debug, clap::Args)]
+// `--model` is not needed with `--series`: "-" stands for "not given".
+#[command(mut_arg("model", |a| a.required(false).default_value(NO_MODEL).hide_default_value(true)))]
 pub struct Args {
     #[command(flatten)]
     pub target: ModelArgs,
+    /// A checkpoint series instead of one model: a folder of `step{N}` (or
+    /// `checkpoint-{N}`) model folders, every one measured on the same tokens at one CETT
+    /// target (`--cett`, or the PPL-p% target found jointly on the last `--last`
+    /// checkpoints), with the Sparsing Law's fitted laws of the activation ratio over the
+    /// tokens seen.
+    #[arg(long)]
+    pub series: Option<PathBuf>,
+    /// `--series`: the PPL-p% search runs on this many checkpoints, from the last (the mean
+    /// of their PPL ratios).
+    #[arg(long, default_value_t = 5)]
+    pub last: usize,
+    /// `--series`: checkpoints up to this step are warm-up, left out of the fits (default:
+    /// the `spec.warmup_steps` of the series' `summary.json`, else 0).
+    #[arg(long)]
+    pub warmup_steps: Option<u64>,
+    /// `--series`: tokens per training step, for checkpoints whose `trainer_state.json`
+    /// does not record the tokens seen.
+    #[arg(long)]
+    pub tokens_per_step: Option<u64>,
     /// A plain-text corpus, framed as `strata ppl` frames it and cut into `--n-windows`
     /// back-to-back windows of `--window` tokens.
     #[arg(long, conflicts_with = "token_ids")]
@@ -56,7 +84,9 @@ pub struct Args {
     #[arg(long)]
     pub wraparound: bool,
     /// Folder for `sparsity.csv` (and `.parquet`), `sparsity.json` and
-    /// `sparsity_by_layer.svg`.
+    /// `sparsity_by_layer.svg`; with `--series`, `series.csv` (and `.parquet`, one row per
+    /// checkpoint and layer), `series.json` (the measurements and the fit of each law) and
+    /// `activation_over_training.svg`.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -117,7 +147,59 @@ struct Summary {
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
     let spec = args.target.device_spec()?;
+    if args.series.is_some() {
+        return with_backend!(spec, series_on(args));
+    }
+    if args.target.model.as_os_str() == NO_MODEL {
+        bail!("give --model (one model) or --series (a folder of checkpoints)");
+    }
     with_backend!(spec, sparsity_on(args))
+}
+
+/// The token stream from `--corpus` (framed with `tokenizer`) or `--token-ids` (checked
+/// against the vocabulary).
+fn tokens_of(args: &Args, tokenizer: Option<&Tokenizer>, vocab_size: usize) -> Result<Vec<u32>> {
+    match (&args.corpus, &args.token_ids) {
+        (Some(path), _) => {
+            let tokenizer = tokenizer
+                .context("--corpus needs a tokenizer.json in the model folder; give --token-ids")?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading corpus {}", path.display()))?;
+            corpus::frame_lines(tokenizer, text.lines())
+                .with_context(|| format!("framing corpus {}", path.display()))
+        }
+        (None, Some(ids)) => {
+            strata_core::TokenBatch::single(ids)?
+                .check_vocab(vocab_size)
+                .context("checking --token-ids")?;
+            Ok(ids.clone())
+        }
+        (None, None) => bail!("give the tokens with --corpus or --token-ids"),
+    }
+}
+
+/// The measurement settings of the arguments, checked.
+fn config_of(args: &Args, n_ctx: usize) -> Result<SparsityConfig> {
+    let config = SparsityConfig {
+        window: args.window.unwrap_or(n_ctx.min(256)),
+        n_windows: args.n_windows,
+        tol: args.tol,
+        threshold: ThresholdConfig {
+            grid_size: args.grid_size,
+            wraparound: args.wraparound,
+            ..ThresholdConfig::default()
+        },
+    };
+    if let Some(&p) = args.p.iter().find(|&&p| !(p > 0.0 && p <= 100.0)) {
+        return Err(strata_sparsity::Error::InvalidP { value: p }.into());
+    }
+    if let Some(c) = args.cett
+        && !(0.0..=1.0).contains(&c)
+    {
+        return Err(strata_sparsity::Error::InvalidCett { value: c }.into());
+    }
+    config.validate()?;
+    Ok(config)
 }
 
 fn summary(
@@ -151,42 +233,8 @@ fn summary(
 
 fn sparsity_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     let model = args.target.load::<B>(device)?;
-    let tokens: Vec<u32> = match (&args.corpus, &args.token_ids) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading corpus {}", path.display()))?;
-            corpus::frame_lines(model.tokenizer()?, text.lines())
-                .with_context(|| format!("framing corpus {}", path.display()))?
-        }
-        (None, Some(ids)) => {
-            strata_core::TokenBatch::single(ids)?
-                .check_vocab(model.config().vocab_size)
-                .context("checking --token-ids")?;
-            ids.clone()
-        }
-        (None, None) => bail!("give the tokens with --corpus or --token-ids"),
-    };
-    let config = SparsityConfig {
-        window: args
-            .window
-            .unwrap_or_else(|| SparsityConfig::for_model(model.config()).window),
-        n_windows: args.n_windows,
-        tol: args.tol,
-        threshold: ThresholdConfig {
-            grid_size: args.grid_size,
-            wraparound: args.wraparound,
-            ..ThresholdConfig::default()
-        },
-    };
-    if let Some(&p) = args.p.iter().find(|&&p| !(p > 0.0 && p <= 100.0)) {
-        return Err(strata_sparsity::Error::InvalidP { value: p }.into());
-    }
-    if let Some(c) = args.cett
-        && !(0.0..=1.0).contains(&c)
-    {
-        return Err(strata_sparsity::Error::InvalidCett { value: c }.into());
-    }
-    config.validate()?;
+    let tokens = tokens_of(args, model.tokenizer_if_any(), model.config().vocab_size)?;
+    let config = config_of(args, model.config().n_ctx)?;
 
     let started = Instant::now();
     let bar = progress::bar(config.n_windows as u64, "dense passes");
@@ -331,5 +379,287 @@ fn sparsity_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         RunManifest::new(args.target.model.display().to_string(), files).write(out)?;
         say!("wrote {}", out.display());
     }
+    Ok(())
+}
+
+/// One row of `series.csv`: one (checkpoint, layer).
+#[derive(Debug, Serialize)]
+struct SeriesRow {
+    step: u64,
+    tokens_seen: u64,
+    /// Left out of the fits as warm-up.
+    warmup: bool,
+    cett: f64,
+    layer: usize,
+    threshold: f64,
+    activation_ratio: f64,
+    dense_activation_ratio: f64,
+    zero_fraction: f64,
+    /// The checkpoint's mean over layers (repeated on each of its rows).
+    mean_activation_ratio: f64,
+    ppl_ratio: f64,
+    dense_ppl: f64,
+    sparse_ppl: f64,
+}
+
+/// One law's fit in `series.json`.
+#[derive(Debug, Serialize)]
+struct LawSummary {
+    law: Law,
+    formula: &'static str,
+    /// Whether the paper fits this law to a model of this activation.
+    for_this_activation: bool,
+    /// `D`, tokens seen in billions; the activation ratio in percent.
+    fit: Option<LawFit>,
+    /// Why there is no fit.
+    error: Option<String>,
+}
+
+/// `series.json`.
+#[derive(Debug, Serialize)]
+struct SeriesSummary {
+    warmup_steps: u64,
+    n_fit_points: usize,
+    fits: Vec<LawSummary>,
+    wall_s: f64,
+    series: SparsitySeries,
+}
+
+fn series_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
+    let dir = args.series.as_deref().context("--series")?;
+    if let Some(limit) = args.target.max_memory {
+        strata_core::config::limits::set_memory_limit(limit);
+    }
+    let checkpoints = discover_checkpoints(dir, args.tokens_per_step)?;
+    let first = &checkpoints[0];
+    let model_config = Model::<B>::read_config(&first.path)?;
+    let tokenizer_path = first.path.join("tokenizer.json");
+    let tokenizer = if tokenizer_path.is_file() {
+        Some(Tokenizer::from_file(&tokenizer_path)?)
+    } else {
+        None
+    };
+    let tokens = tokens_of(args, tokenizer.as_ref(), model_config.vocab_size)?;
+    let config = config_of(args, model_config.n_ctx)?;
+    let target = match (args.cett, args.p.as_slice()) {
+        (Some(c), _) => SeriesTarget::Cett(c),
+        (None, [p]) => SeriesTarget::PplP {
+            p: *p,
+            last: args.last,
+        },
+        (None, ps) => bail!(
+            "--series applies one CETT target to every checkpoint: give one --p (not {})",
+            ps.len()
+        ),
+    };
+    let warmup_steps = match args.warmup_steps {
+        Some(w) => w,
+        None => recorded_warmup_steps(dir)?.unwrap_or(0),
+    };
+    let last = checkpoints.last().map_or(0, |c| c.step);
+    say!(
+        "{}: {} checkpoints (steps {} to {last}), {} windows of {} tokens; warm-up to step \
+         {warmup_steps} left out of the fits",
+        dir.display(),
+        checkpoints.len(),
+        first.step,
+        config.n_windows,
+        config.window
+    );
+    let (dense, sparse) = planned_passes(checkpoints.len(), target, &config);
+    let bar = progress::bar((dense + sparse) as u64, "forward passes");
+    if let SeriesTarget::PplP { p, last } = target {
+        bar.set_message(format!(
+            "PPL-{p}% on the last {} checkpoints",
+            last.min(checkpoints.len())
+        ));
+    }
+    let started = Instant::now();
+    let series = measure_series::<B>(
+        dir,
+        &checkpoints,
+        &tokens,
+        target,
+        &config,
+        device,
+        &mut |done, _| bar.set_position(done as u64),
+    )?;
+    bar.finish_and_clear();
+    let wall_s = started.elapsed().as_secs_f64();
+    if let Some(search) = &series.search {
+        say!(
+            "PPL-{}% on steps {:?}: CETT {:.4}",
+            search.p,
+            search.on_steps,
+            search.cett
+        );
+        if let SearchStatus::Unreachable { reason } = &search.status {
+            say!("PPL-{}% not reached: {reason}", search.p);
+        }
+    }
+    say!(
+        "{:>8} {:>12} {:>9} {:>10}  active % by layer",
+        "step",
+        "tokens",
+        "active %",
+        "PPL ratio"
+    );
+    for c in &series.checkpoints {
+        let layers: Vec<String> = c
+            .result
+            .layers
+            .iter()
+            .map(|l| format!("{:.1}", 100.0 * l.activation_ratio()))
+            .collect();
+        say!(
+            "{:>8} {:>12} {:>9.2} {:>10.4}  {}{}",
+            c.step,
+            c.tokens_seen,
+            100.0 * c.result.mean_activation_ratio(),
+            c.result.ppl_ratio(),
+            layers.join(" "),
+            if c.step <= warmup_steps {
+                " (warm-up)"
+            } else {
+                ""
+            }
+        );
+    }
+    let expected = Law::for_activation(series.model.activation);
+    let fits: Vec<LawSummary> = Law::ALL
+        .iter()
+        .map(|&law| {
+            let (fit, error) = match series.fit(law, warmup_steps, &LawConfig::default()) {
+                Ok(f) => (Some(f), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            LawSummary {
+                law,
+                formula: law.formula(),
+                for_this_activation: law == expected,
+                fit,
+                error,
+            }
+        })
+        .collect();
+    for f in &fits {
+        let mark = if f.for_this_activation {
+            " (this activation's law)"
+        } else {
+            ""
+        };
+        match (&f.fit, &f.error) {
+            (Some(fit), _) => {
+                say!(
+                    "{}{mark}: {}, R^2 {:.4}, {} points",
+                    f.formula,
+                    fit.params,
+                    fit.r2,
+                    fit.n_points
+                );
+                if let Some(caveat) = &fit.caveat {
+                    say!("  caveat: {caveat}");
+                }
+            }
+            (None, Some(e)) => say!("{}{mark}: {e}", f.formula),
+            (None, None) => {}
+        }
+    }
+    say!(
+        "{} dense and {} sparse forward passes, {wall_s:.1} s",
+        series.n_dense_passes,
+        series.n_sparse_passes
+    );
+    if let Some(out) = &args.out {
+        let summary = SeriesSummary {
+            warmup_steps,
+            n_fit_points: series.fit_points(warmup_steps).0.len(),
+            fits,
+            wall_s,
+            series,
+        };
+        write_series_outputs(out, dir, &summary)?;
+        say!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+/// The fitted law of `summary` for the series' activation as a curve for the figure:
+/// `(tokens seen, activation ratio as a fraction)` over the fitted range, and its legend.
+fn fitted_curve(summary: &SeriesSummary) -> (Vec<(f64, f64)>, Option<String>) {
+    let Some((law, fit)) = summary
+        .fits
+        .iter()
+        .find(|f| f.for_this_activation)
+        .and_then(|f| f.fit.as_ref().map(|fit| (f.law, fit)))
+    else {
+        return (Vec::new(), None);
+    };
+    let curve = fit
+        .curve(100)
+        .into_iter()
+        .map(|(t, a)| (t, a / 100.0))
+        .collect();
+    let name = format!("{} law, limit {:.2}%", law.name(), fit.params.limit());
+    (curve, Some(name))
+}
+
+fn write_series_outputs(out: &Path, dir: &Path, summary: &SeriesSummary) -> Result<()> {
+    let series = &summary.series;
+    let rows: Vec<SeriesRow> = series
+        .checkpoints
+        .iter()
+        .flat_map(|c| {
+            let thresholds = c.result.mean_thresholds();
+            c.result.layers.iter().map(move |l| SeriesRow {
+                step: c.step,
+                tokens_seen: c.tokens_seen,
+                warmup: c.step <= summary.warmup_steps,
+                cett: c.result.cett,
+                layer: l.layer,
+                threshold: thresholds[l.layer],
+                activation_ratio: l.activation_ratio(),
+                dense_activation_ratio: l.dense_activation_ratio(),
+                zero_fraction: l.zero_fraction(),
+                mean_activation_ratio: c.result.mean_activation_ratio(),
+                ppl_ratio: c.result.ppl_ratio(),
+                dense_ppl: c.result.dense_ppl(),
+                sparse_ppl: c.result.sparse_ppl(),
+            })
+        })
+        .collect();
+    strata_report::write_table(&out.join("series.csv"), &rows)?;
+    write_json_atomic(&out.join("series.json"), summary)?;
+    let name = dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let (fit, fit_name) = fitted_curve(summary);
+    let curve = strata_report::TrainingCurve {
+        name: format!("{name} ({:?} MLP)", series.model.activation).to_lowercase(),
+        points: series
+            .checkpoints
+            .iter()
+            .map(|c| (c.tokens_seen as f64, c.result.mean_activation_ratio()))
+            .collect(),
+        fit,
+        fit_name,
+    };
+    strata_report::plot_activation_ratio_over_training(
+        &[curve],
+        &format!(
+            "activation ratio over training at CETT {:.3}: {name}",
+            series.cett
+        ),
+        &out.join("activation_over_training.svg"),
+    )?;
+    let files = [
+        "series.csv",
+        "series.parquet",
+        "series.json",
+        "activation_over_training.svg",
+    ]
+    .map(String::from)
+    .to_vec();
+    RunManifest::new(dir.display().to_string(), files).write(out)?;
     Ok(())
 }
