@@ -177,6 +177,16 @@ pub struct LawFit {
 }
 
 impl LawFit {
+    /// A short label for a legend: `relu law, A0 10.78%` (the limit, followed by `unit`), or
+    /// `silu law, degenerate` when the fit has a caveat.
+    pub fn label(&self, unit: &str) -> String {
+        let law = self.params.law().name();
+        match self.caveat {
+            Some(_) => format!("{law} law, degenerate"),
+            None => format!("{law} law, A0 {:.2}{unit}", self.params.limit()),
+        }
+    }
+
     /// The fitted curve at `n + 1` evenly spaced `D` over the fitted range, as
     /// `(tokens seen, A)` (tokens, not billions; `A` in the fitted unit).
     pub fn curve(&self, n: usize) -> Vec<(f64, f64)> {
@@ -537,6 +547,7 @@ mod tests {
             let fit = fit_law(truth.law(), &d, &y, &LawConfig::default()).unwrap();
             assert!(fit.rss < 1e-12, "{fit:?}");
             assert_eq!(fit.caveat, None);
+            assert!(fit.label("%").contains(" law, A0 "), "{}", fit.label("%"));
             let curve = fit.curve(4);
             assert_eq!(curve.len(), 5);
             assert_eq!(curve[0].0, 0.5e9);

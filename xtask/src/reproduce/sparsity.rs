@@ -322,8 +322,7 @@ pub fn run(cfg: &Settings, root: &Path, out: &Path) -> Result<Results> {
                         .into_iter()
                         .map(|(t, a)| (t, a / 100.0))
                         .collect();
-                    curve.fit_name =
-                        Some(format!("{} law, A0 {:.1}%", law.name(), f.params.limit()));
+                    curve.fit_name = Some(f.label("%"));
                     FitRow {
                         model: target.name.clone(),
                         law,

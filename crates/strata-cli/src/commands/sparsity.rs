@@ -587,11 +587,11 @@ fn series_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
 /// The fitted law of `summary` for the series' activation as a curve for the figure:
 /// `(tokens seen, activation ratio as a fraction)` over the fitted range, and its legend.
 fn fitted_curve(summary: &SeriesSummary) -> (Vec<(f64, f64)>, Option<String>) {
-    let Some((law, fit)) = summary
+    let Some(fit) = summary
         .fits
         .iter()
         .find(|f| f.for_this_activation)
-        .and_then(|f| f.fit.as_ref().map(|fit| (f.law, fit)))
+        .and_then(|f| f.fit.as_ref())
     else {
         return (Vec::new(), None);
     };
@@ -600,8 +600,7 @@ fn fitted_curve(summary: &SeriesSummary) -> (Vec<(f64, f64)>, Option<String>) {
         .into_iter()
         .map(|(t, a)| (t, a / 100.0))
         .collect();
-    let name = format!("{} law, limit {:.2}%", law.name(), fit.params.limit());
-    (curve, Some(name))
+    (curve, Some(fit.label("%")))
 }
 
 fn write_series_outputs(out: &Path, dir: &Path, summary: &SeriesSummary) -> Result<()> {
