@@ -1,6 +1,7 @@
 //! Fine-tuning: every parameter has one HF name, an unknown name is an error, and after
 //! training steps exactly the selected tensors changed (weight decay on, so a frozen tensor
-//! that reached the optimiser would shrink).
+//! that reached the optimiser would shrink). The cross-entropy's value and gradient equal the
+//! textbook formulas, computed here in f64.
 
 mod common;
 
@@ -8,10 +9,12 @@ use std::collections::BTreeSet;
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
+use burn::tensor::{Tensor, TensorData};
 use strata_core::Model;
 use strata_core::models::Decoder;
 use strata_core::train::{
-    AdamWSettings, FineTuneConfig, TrainBatch, TrainableParams, fine_tune, named_params,
+    AdamWSettings, FineTuneConfig, TrainBatch, TrainableParams, cross_entropy, fine_tune,
+    named_params,
 };
 
 type B = Autodiff<Flex>;
@@ -133,4 +136,44 @@ fn fine_tuning_lowers_the_loss_and_stops_at_the_target() {
     )
     .unwrap();
     assert_eq!(stopped.len(), 2);
+}
+
+#[test]
+fn cross_entropy_value_and_gradient_are_the_textbook_ones() {
+    // Two rows of a batch, the second with a target 200 nats below its best logit, where
+    // the target's probability underflows f32.
+    let (n_rows, pos, vocab) = (1usize, 2usize, 4usize);
+    let logits: Vec<f32> = vec![0.5, -1.0, 2.0, 0.25, 0.0, 100.0, -100.0, 3.0];
+    let targets = [2u32, 2];
+    let device = Default::default();
+    let x = Tensor::<B, 3>::from_data(
+        TensorData::new(logits.clone(), [n_rows, pos, vocab]),
+        &device,
+    )
+    .require_grad();
+    let loss = cross_entropy(x.clone(), &targets);
+    let value = f64::from(loss.clone().into_scalar());
+    let grads = loss.backward();
+    let grad = x.grad(&grads).expect("logits get a gradient");
+    let grad: Vec<f32> = grad.into_data().to_vec().unwrap();
+
+    let mut expected_loss = 0.0f64;
+    let mut expected_grad = Vec::new();
+    for (row, &t) in logits.chunks(vocab).zip(&targets) {
+        let row: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        expected_loss += (lse - row[t as usize]) / targets.len() as f64;
+        for (j, v) in row.iter().enumerate() {
+            let onehot = if j == t as usize { 1.0 } else { 0.0 };
+            expected_grad.push(((v - lse).exp() - onehot) / targets.len() as f64);
+        }
+    }
+    assert!(
+        (value - expected_loss).abs() <= 1e-5 * expected_loss.abs(),
+        "loss {value} vs {expected_loss}"
+    );
+    for (j, (&g, e)) in grad.iter().zip(&expected_grad).enumerate() {
+        assert!((f64::from(g) - e).abs() <= 1e-6, "gradient {j}: {g} vs {e}");
+    }
 }

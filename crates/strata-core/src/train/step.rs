@@ -4,7 +4,7 @@
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
-use burn::tensor::activation::log_softmax;
+use burn::tensor::activation::softmax;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -51,19 +51,37 @@ pub type DecoderOptimizer<B> = OptimizerAdaptor<AdamW, Decoder<B>, B>;
 
 /// Mean next-token cross-entropy (nats) of a batch.
 ///
+/// The value and the gradient are computed outside the autodiff graph from one softmax
+/// pass, and joined by a stop-gradient: the graph holds only `sum(logits * p) - sum(logit_t)`,
+/// whose gradient `(p - onehot(t)) / n` is the cross-entropy's exact gradient. A
+/// log-softmax built from differentiable elementary ops would instead record and replay
+/// six full-vocabulary passes.
+///
 /// # Shapes
 /// - `logits`: `[batch, pos, d_vocab]`; `targets`: `batch * pos` ids -> scalar `[1]`
 pub fn cross_entropy<B: AutodiffBackend>(logits: Tensor<B, 3>, targets: &[u32]) -> Tensor<B, 1> {
     let [b, p, v] = logits.dims();
-    let logp = log_softmax(logits.reshape([b * p, v]), 1);
-    let ids = Tensor::<B, 2, Int>::from_data(
+    let n = b * p;
+    let logits = logits.reshape([n, v]);
+    let device = logits.device();
+    let ids = Tensor::<B::InnerBackend, 2, Int>::from_data(
         TensorData::new(
             targets.iter().map(|&t| i64::from(t)).collect::<Vec<_>>(),
-            [b * p, 1],
+            [n, 1],
         ),
-        &logp.device(),
+        &device,
     );
-    logp.gather(1, ids).mean().neg()
+    let raw = logits.clone().inner();
+    let probs = softmax(raw.clone(), 1);
+    // log-sum-exp = max logit - ln(max probability): the largest probability is at least
+    // 1 / d_vocab, so its logarithm never underflows, whatever the target's probability.
+    let log_sum_exp = raw.clone().max_dim(1) - probs.clone().max_dim(1).log();
+    let nll = log_sum_exp - raw.gather(1, ids.clone());
+    let value = Tensor::<B, 1>::from_inner(nll.mean());
+    let surrogate = (logits.clone() * Tensor::from_inner(probs)).sum()
+        - logits.gather(1, Tensor::from_inner(ids)).sum();
+    let surrogate = surrogate.div_scalar(n as f64);
+    surrogate.clone() - surrogate.detach() + value
 }
 
 /// One batch of a training stream: row-major inputs and their next-token targets.
