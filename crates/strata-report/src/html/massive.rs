@@ -4,7 +4,7 @@
 
 use strata_massive::{MassiveResult, layer_rows, top_rows};
 
-use super::number::{format_number, format_percent};
+use super::number::{format_indices, format_number, format_percent};
 use super::page::SectionBody;
 use crate::error::{Error, Result};
 
@@ -91,15 +91,16 @@ pub fn massive_section(
              this model has none in that sense."
         )
     } else {
-        let layers: Vec<String> = rows
+        let layers: Vec<usize> = rows
             .iter()
             .filter(|r| r.n_massive > 0)
-            .map(|r| r.layer.to_string())
+            .map(|r| r.layer)
             .collect();
         format!(
             "{n_massive} kept entries meet the published definition of a massive activation \
-             ({definition}), in layers {}.",
-            layers.join(", ")
+             ({definition}), in layer{} {}.",
+            if layers.len() == 1 { "" } else { "s" },
+            format_indices(&layers)
         )
     });
     SectionBody::with_table(reading, "Per layer (massive.csv)", &rows, usize::MAX)

@@ -19,7 +19,7 @@ mod void;
 
 pub use escape::escape;
 pub use massive::massive_section;
-pub use number::{format_number, format_percent};
+pub use number::{format_indices, format_number, format_percent};
 pub use page::{Figure, ReportPage, Section, SectionBody};
 pub use sparsity::sparsity_section;
 pub use spectra::spectra_section;

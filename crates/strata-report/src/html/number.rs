@@ -42,6 +42,26 @@ pub fn format_percent(share: f64) -> String {
     }
 }
 
+/// Sorted indices with runs of three or more written as ranges: `[2, 3, 5, 6, 7, 9]` reads
+/// `2, 3, 5-7, 9`.
+pub fn format_indices(indices: &[usize]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < indices.len() {
+        let mut j = i;
+        while j + 1 < indices.len() && indices[j + 1] == indices[j] + 1 {
+            j += 1;
+        }
+        if j - i >= 2 {
+            parts.push(format!("{}-{}", indices[i], indices[j]));
+        } else {
+            parts.extend(indices[i..=j].iter().map(usize::to_string));
+        }
+        i = j + 1;
+    }
+    parts.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +78,14 @@ mod tests {
         assert_eq!(format_number(f64::NAN, 3), "NaN");
         assert_eq!(format_number(f64::NEG_INFINITY, 3), "-inf");
         assert_eq!(format_number(0.0, 3), "0");
+    }
+
+    #[test]
+    fn runs_of_indices_read_as_ranges() {
+        assert_eq!(format_indices(&[2, 3, 5, 6, 7, 9]), "2, 3, 5-7, 9");
+        assert_eq!(format_indices(&[11, 12, 13, 14]), "11-14");
+        assert_eq!(format_indices(&[4]), "4");
+        assert_eq!(format_indices(&[]), "");
     }
 
     #[test]

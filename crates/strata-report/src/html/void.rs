@@ -4,7 +4,7 @@
 use serde::Serialize;
 use strata_void::VoidResult;
 
-use super::number::{format_number, format_percent};
+use super::number::{format_indices, format_number, format_percent};
 use super::page::SectionBody;
 use crate::error::{Error, Result};
 
@@ -53,11 +53,11 @@ pub fn void_section(result: &VoidResult) -> Result<SectionBody> {
         format_percent(usage.last_void_share()),
         usage.n_none_active
     ));
-    let rare: Vec<String> = profile
+    let rare: Vec<usize> = profile
         .iter()
         .enumerate()
         .filter(|(_, u)| **u < RARE_USAGE)
-        .map(|(l, _)| l.to_string())
+        .map(|(l, _)| l)
         .collect();
     reading.push(if rare.is_empty() {
         "Every layer is active for at least half of the tokens: none is a candidate for \
@@ -68,7 +68,7 @@ pub fn void_section(result: &VoidResult) -> Result<SectionBody> {
             "Layer{} {} {} active for fewer than half of the tokens: the candidates for \
              skipping (strata void --speed measures the gain).",
             if rare.len() == 1 { "" } else { "s" },
-            rare.join(", "),
+            format_indices(&rare),
             if rare.len() == 1 { "is" } else { "are" }
         )
     });
