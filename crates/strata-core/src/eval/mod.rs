@@ -31,6 +31,7 @@
 
 pub mod corpus;
 mod exact_match;
+pub(crate) mod log_likelihood;
 mod perplexity;
 pub mod tasks;
 

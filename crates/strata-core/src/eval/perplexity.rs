@@ -1,10 +1,10 @@
 //! Perplexity of a token stream with a sliding window, as transformers' perplexity guide
 //! computes it: each window predicts only the tokens the previous window did not.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use serde::{Deserialize, Serialize};
 
+use super::log_likelihood::target_nll;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::input::TokenBatch;
@@ -107,51 +107,108 @@ pub fn perplexity<B: Backend>(
     let PerplexityConfig { window, stride } = PerplexityConfig::new(config.window, config.stride)?;
     config.check_fits(&model.config)?;
     let decoder = model.decoder()?;
+    // Every window is `window` long but perhaps the last: equal windows go through the model
+    // together, about TOKENS_PER_PASS tokens per forward pass, so the matrix products are
+    // large enough to keep every core busy. The result is the same as one window at a time.
+    let windows = sliding_windows(tokens.len(), window, stride);
+    let per_pass = (TOKENS_PER_PASS / window).max(1);
     let mut result = Perplexity {
         nll_sum: 0.0,
         n_predicted: 0,
     };
-    let mut prev_end = 0usize;
-    let mut begin = 0usize;
-    loop {
-        let end = (begin + window).min(tokens.len());
-        // Targets are positions max(prev_end, begin + 1)..end: tokens not yet predicted.
-        let first_target = prev_end.max(begin + 1);
-        let chunk = &tokens[begin..end];
-        let logits = decoder.forward_with(&TokenBatch::single(chunk)?, None, probes)?;
-        let [_, p, v] = logits.dims();
-        let logp = log_softmax(logits.reshape([p, v]), 1);
-        let n_targets = end - first_target;
-        // Row i predicts token begin + i + 1.
-        let rows = first_target - 1 - begin;
-        let logp = logp.slice([rows..rows + n_targets, 0..v]);
-        let device = logp.device();
+    let mut first = 0usize;
+    while first < windows.len() {
+        let len = windows[first].len();
+        let group_len = windows[first..]
+            .iter()
+            .take(per_pass)
+            .take_while(|w| w.len() == len)
+            .count();
+        let group = &windows[first..first + group_len];
+        first += group_len;
+        let mut ids = Vec::with_capacity(group.len() * len);
+        // Row r, column i predicts token begin + i + 1; columns before the first target
+        // point at token 0 and are not counted.
+        let mut target_ids = Vec::with_capacity(group.len() * len);
+        for w in group {
+            ids.extend_from_slice(&tokens[w.begin..w.end]);
+            for i in 0..len {
+                let predicted = w.begin + i + 1;
+                let counted = predicted >= w.first_target && predicted < w.end;
+                target_ids.push(if counted {
+                    i64::from(tokens[predicted])
+                } else {
+                    0
+                });
+            }
+        }
+        let batch = TokenBatch {
+            ids,
+            batch: group.len(),
+            pos: len,
+            mask: None,
+        };
+        let logits = decoder.forward_with(&batch, None, probes)?;
+        let [rows, p, v] = logits.dims();
         let targets = Tensor::<B, 2, Int>::from_data(
-            TensorData::new(
-                tokens[first_target..end]
-                    .iter()
-                    .map(|&t| i64::from(t))
-                    .collect::<Vec<_>>(),
-                [n_targets, 1],
-            ),
-            &device,
+            TensorData::new(target_ids, [rows * p, 1]),
+            &logits.device(),
         );
-        let picked = HostTensor::from_tensor(logp.gather(1, targets));
-        let nll: f64 = -picked.data.iter().map(|&x| f64::from(x)).sum::<f64>();
-        if !nll.is_finite() {
-            return Err(Error::NonFiniteResult {
-                what: format!("the log-likelihood of tokens {first_target}..{end}"),
-                value: nll,
-            });
+        let (nll, _) = target_nll(logits.reshape([rows * p, v]), targets);
+        let nll = HostTensor::from_tensor(nll);
+        for (r, w) in group.iter().enumerate() {
+            let counted = w.first_target - 1 - w.begin..w.end - 1 - w.begin;
+            let row_nll: f64 = nll.data[r * len..(r + 1) * len][counted]
+                .iter()
+                .map(|&x| f64::from(x))
+                .sum();
+            if !row_nll.is_finite() {
+                return Err(Error::NonFiniteResult {
+                    what: format!("the log-likelihood of tokens {}..{}", w.first_target, w.end),
+                    value: row_nll,
+                });
+            }
+            result.nll_sum += row_nll;
+            result.n_predicted += w.end - w.first_target;
         }
-        result.nll_sum += nll;
-        result.n_predicted += n_targets;
-        progress(end, tokens.len());
-        prev_end = end;
-        if end == tokens.len() {
-            break;
-        }
-        begin += stride;
+        progress(group.last().map_or(0, |w| w.end), tokens.len());
     }
     Ok(result)
+}
+
+/// Tokens per forward pass that perplexity aims for when windows are short.
+const TOKENS_PER_PASS: usize = 1024;
+
+/// One window of a sliding-window perplexity: tokens `begin..end`, predicting
+/// `first_target..end` (the tokens the previous window did not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    begin: usize,
+    end: usize,
+    first_target: usize,
+}
+
+impl Window {
+    fn len(&self) -> usize {
+        self.end - self.begin
+    }
+}
+
+/// The windows of transformers' perplexity guide over `n_tokens` tokens.
+fn sliding_windows(n_tokens: usize, window: usize, stride: usize) -> Vec<Window> {
+    let mut windows = Vec::new();
+    let (mut begin, mut prev_end) = (0usize, 0usize);
+    loop {
+        let end = (begin + window).min(n_tokens);
+        windows.push(Window {
+            begin,
+            end,
+            first_target: prev_end.max(begin + 1),
+        });
+        if end == n_tokens {
+            return windows;
+        }
+        prev_end = end;
+        begin += stride;
+    }
 }

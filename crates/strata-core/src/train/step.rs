@@ -4,13 +4,13 @@
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
-use burn::tensor::activation::softmax;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::TrainableParams;
 use crate::error::{Error, Result};
+use crate::eval::log_likelihood::target_nll;
 use crate::input::TokenBatch;
 use crate::models::Decoder;
 
@@ -71,12 +71,7 @@ pub fn cross_entropy<B: AutodiffBackend>(logits: Tensor<B, 3>, targets: &[u32]) 
         ),
         &device,
     );
-    let raw = logits.clone().inner();
-    let probs = softmax(raw.clone(), 1);
-    // log-sum-exp = max logit - ln(max probability): the largest probability is at least
-    // 1 / d_vocab, so its logarithm never underflows, whatever the target's probability.
-    let log_sum_exp = raw.clone().max_dim(1) - probs.clone().max_dim(1).log();
-    let nll = log_sum_exp - raw.gather(1, ids.clone());
+    let (nll, probs) = target_nll(logits.clone().inner(), ids.clone());
     let value = Tensor::<B, 1>::from_inner(nll.mean());
     let surrogate = (logits.clone() * Tensor::from_inner(probs)).sum()
         - logits.gather(1, Tensor::from_inner(ids)).sum();
