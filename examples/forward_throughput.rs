@@ -5,6 +5,7 @@
 //! cargo run --release --example forward_throughput -- write-random target/bench/gpt2-small
 //! cargo run --release --example forward_throughput -- time target/bench/gpt2-small 4 256 5
 //! cargo run --release --example forward_throughput -- load target/bench/gpt2-small
+//! cargo run --release --example forward_throughput -- gemm-peak 2048
 //! ```
 
 use std::path::Path;
@@ -32,13 +33,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let n = |i: usize| args[i].parse::<usize>();
             time(Path::new(&args[1]), n(2)?, n(3)?, n(4)?)
         }
+        Some("gemm-peak") => gemm_peak(args[1].parse()?),
         Some("load") => {
             let model = Model::<Flex>::load(Path::new(&args[1]), &Default::default())?;
             println!("{{\"n_params\": {}}}", model.n_params());
             Ok(())
         }
         _ => Err(
-            "usage: forward_throughput (write-random DIR | time DIR BATCH SEQ ITERS | load DIR)"
+            "usage: forward_throughput (write-random DIR | time DIR BATCH SEQ ITERS | load DIR | gemm-peak N)"
                 .into(),
         ),
     }
@@ -84,11 +86,51 @@ fn time(
     };
     let n_tokens = (batch * seq) as f64;
     println!(
-        "{{\"tokens_per_s\": {:.1}, \"tokens_per_s_capture_resid_post\": {:.1}, \"median_s\": {:.4}, \"median_s_capture\": {:.4}}}",
+        "{{\"tokens_per_s\": {:.1}, \"tokens_per_s_capture_resid_post\": {:.1}, \"median_s\": {:.4}, \"median_s_capture\": {:.4}, \"flops_per_forward\": {:.6e}}}",
         n_tokens / median(&mut plain),
         n_tokens / median(&mut probed),
         median(&mut plain),
-        median(&mut probed)
+        median(&mut probed),
+        forward_flops(model.config(), batch, seq)
+    );
+    Ok(())
+}
+
+/// Multiply-adds times two of one forward pass: every projection, the unembedding, and the
+/// two attention products over all `seq x seq` scores (eager attention computes the masked
+/// half too). Norms, activations and the softmax are left out.
+fn forward_flops(config: &strata::core::ModelConfig, batch: usize, seq: usize) -> f64 {
+    let (d, h, kv, dh) = (
+        config.d_model as f64,
+        config.n_heads as f64,
+        config.n_kv_heads as f64,
+        config.d_head as f64,
+    );
+    let mlp_matrices = if config.gated_mlp { 3.0 } else { 2.0 };
+    let per_layer = 2.0 * d * h * dh + 2.0 * d * kv * dh + mlp_matrices * d * config.d_mlp as f64;
+    let per_token = config.n_layers as f64 * per_layer + d * config.vocab_size as f64;
+    let tokens = (batch * seq) as f64;
+    let attention = config.n_layers as f64 * batch as f64 * 2.0 * (seq * seq) as f64 * h * dh;
+    2.0 * (tokens * per_token + attention)
+}
+
+/// The machine's single-GEMM throughput on Flex: the best of 5 products of two `n x n` f32
+/// matrices, as JSON.
+fn gemm_peak(n: usize) -> Result<(), Box<dyn std::error::Error>> {
+    use burn::tensor::{Distribution, Tensor};
+    let device = Default::default();
+    let a = Tensor::<Flex, 2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
+    let b = Tensor::<Flex, 2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
+    let _ = a.clone().matmul(b.clone()).into_data();
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let _ = a.clone().matmul(b.clone()).into_data();
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    println!(
+        "{{\"n\": {n}, \"gflops\": {:.1}}}",
+        2.0 * (n as f64).powi(3) / best / 1e9
     );
     Ok(())
 }

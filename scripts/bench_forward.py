@@ -11,7 +11,9 @@ bytes of its weights.
 
 Needs torch and transformers (a venv: python3 -m venv .venv && .venv/bin/pip install torch
 transformers). `cargo xtask bench-compare forward` runs this script. Writes
-target/bench/forward.json.
+target/bench/forward.json: the machine and its load average before and after, the versions,
+each side's tokens/s and GFLOP/s per round (median, min, max), and both sides' single-GEMM
+peak (a 2048 x 2048 f32 product) so the distance to the machine's limit is visible.
 """
 
 import argparse
@@ -22,6 +24,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from bench_common import describe, machine, spread
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "target", "bench", "gpt2-small-random")
@@ -45,6 +49,7 @@ def main():
     if args.model is None and not os.path.exists(os.path.join(MODEL, "model.safetensors")):
         subprocess.run([EXAMPLE, "write-random", MODEL], check=True)
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    machine_before = machine(args.threads)
 
     import torch
     import transformers
@@ -76,9 +81,23 @@ def main():
         print(f"round {r + 1}: torch {torch_runs[-1]:.1f} tok/s, strata {strata_runs[-1]['tokens_per_s']:.1f} tok/s",
               file=sys.stderr)
     del model
-    torch_tps = statistics.median(torch_runs)
-    strata_tps = statistics.median(s["tokens_per_s"] for s in strata_runs)
     ratios = [s["tokens_per_s"] / t for s, t in zip(strata_runs, torch_runs)]
+    flops = strata_runs[0]["flops_per_forward"]
+    tokens = args.batch * args.seq
+
+    def gflops(tps):
+        return flops * tps / tokens / 1e9
+
+    strata_peak = json.loads(subprocess.run([EXAMPLE, "gemm-peak", "2048"], env=env, check=True,
+                                            capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    torch.mm(a, b)
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(5))
+    torch_peak = 2 * 2048 ** 3 / best / 1e9
+    strata_tps = spread([s["tokens_per_s"] for s in strata_runs], 1)
+    torch_tps = spread(torch_runs, 1)
+    print(describe("strata", strata_tps, "tokens/s"), file=sys.stderr)
+    print(describe("torch ", torch_tps, "tokens/s"), file=sys.stderr)
 
     def peak_rss(path):
         mem = subprocess.run(["/usr/bin/time", "-v", EXAMPLE, "load", path], env=env, check=True,
@@ -90,17 +109,20 @@ def main():
     peak, weight_bytes = peak_rss(model_dir)
     result = {
         "model": os.path.relpath(model_dir, ROOT) if args.model is None else args.model,
+        "machine_before": machine_before, "machine_after": machine(args.threads),
         "threads": args.threads, "batch": args.batch, "seq": args.seq, "iters": args.iters,
         "rounds": args.rounds,
         "torch": torch.__version__, "transformers": transformers.__version__,
-        "torch_tokens_per_s": round(torch_tps, 1),
-        "strata_tokens_per_s": round(strata_tps, 1),
-        "strata_tokens_per_s_capture_resid_post": round(statistics.median(
-            s["tokens_per_s_capture_resid_post"] for s in strata_runs), 1),
-        "ratio_strata_over_torch": round(statistics.median(ratios), 3),
-        "ratio_per_round": [round(r, 3) for r in ratios],
-        "capture_overhead": round(statistics.median(
-            s["median_s_capture"] / s["median_s"] - 1.0 for s in strata_runs), 4),
+        "flops_per_forward": flops,
+        "strata_tokens_per_s": strata_tps,
+        "torch_tokens_per_s": torch_tps,
+        "strata_gflops": round(gflops(strata_tps["median"]), 1),
+        "torch_gflops": round(gflops(torch_tps["median"]), 1),
+        "gemm_peak_gflops": {"strata_flex": strata_peak["gflops"], "torch": round(torch_peak, 1)},
+        "strata_tokens_per_s_capture_resid_post": spread(
+            [s["tokens_per_s_capture_resid_post"] for s in strata_runs], 1),
+        "ratio_strata_over_torch": spread(ratios, 3),
+        "capture_overhead": spread([s["median_s_capture"] / s["median_s"] - 1.0 for s in strata_runs], 4),
         "load_peak_rss_bytes": peak,
         "f32_weight_bytes": weight_bytes,
         "load_peak_over_weights": round(peak / weight_bytes, 3),
@@ -114,6 +136,12 @@ def main():
     with open(os.path.join(ROOT, "target", "bench", "forward.json"), "w") as f:
         json.dump(result, f, indent=2)
     print(json.dumps(result, indent=2))
+
+
+def _timed(f):
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
 
 
 if __name__ == "__main__":

@@ -12,11 +12,14 @@ AdamW update. Both sides run on the same CPU threads, one after the other.
 - PyTorch: `LlamaForCausalLM` loaded from that run's `step0/` with transformers (its default
   attention, SDPA), `torch.optim.AdamW`, timed with `time.perf_counter`.
 
-Each side reports the median of the steps after --warmup warm-up steps.
+Each round runs both sides one after the other (--rounds rounds, interleaved, so a change in
+machine load hits both alike); a side's round is the median of its steps after --warmup
+warm-up steps, and the report gives the median and spread over rounds, the machine and its
+load average before and after, and the versions.
 
 Usage (from the repository root):
     cargo build --release -p xtask
-    .venv/bin/python scripts/bench_train_step.py --threads 2 [--steps 20] [--json out.json]
+    .venv/bin/python scripts/bench_train_step.py --threads 2 [--steps 20] [--rounds 3] [--json out.json]
 """
 
 import argparse
@@ -28,6 +31,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import describe, machine, spread  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,32 +92,44 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--xtask", type=Path, default=ROOT / "target/release/xtask")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "run"
-        spec, strata = strata_steps(args.xtask, out, args.steps, args.threads)
-        torch_times, torch_version, tf_version, attn = torch_steps(out / "step0", spec, args.steps, args.threads)
-    strata_med = statistics.median(strata[args.warmup:])
-    torch_med = statistics.median(torch_times[args.warmup:])
+    machine_before = machine(args.threads)
+    strata_rounds, torch_rounds = [], []
+    for r in range(args.rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "run"
+            spec, strata = strata_steps(args.xtask, out, args.steps, args.threads)
+            torch_times, torch_version, tf_version, attn = torch_steps(out / "step0", spec, args.steps, args.threads)
+        strata_rounds.append(statistics.median(strata[args.warmup:]))
+        torch_rounds.append(statistics.median(torch_times[args.warmup:]))
+        print(f"round {r + 1}: strata {strata_rounds[-1] * 1e3:.1f} ms, torch {torch_rounds[-1] * 1e3:.1f} ms",
+              file=sys.stderr)
     tokens = spec["seq_len"] * spec["batch_size"]
+    strata_ms = spread([t * 1e3 for t in strata_rounds], 1)
+    torch_ms = spread([t * 1e3 for t in torch_rounds], 1)
+    ratio = spread([t / s for s, t in zip(strata_rounds, torch_rounds)], 3)
     result = {
         "model": "tiny-default architecture (llama, 4 layers, d_model 128, vocab 4096)",
         "batch": f"{spec['batch_size']} x {spec['seq_len']} tokens",
+        "machine_before": machine_before,
+        "machine_after": machine(args.threads),
         "threads": args.threads,
-        "steps_timed": args.steps - args.warmup,
-        "strata_step_seconds": strata_med,
-        "torch_step_seconds": torch_med,
-        "strata_tokens_per_second": tokens / strata_med,
-        "torch_tokens_per_second": tokens / torch_med,
-        "strata_over_torch_time": strata_med / torch_med,
+        "steps_timed_per_round": args.steps - args.warmup,
+        "rounds": args.rounds,
+        "strata_step_ms": strata_ms,
+        "torch_step_ms": torch_ms,
+        "strata_tokens_per_second": round(tokens / strata_ms["median"] * 1e3),
+        "torch_tokens_per_second": round(tokens / torch_ms["median"] * 1e3),
+        "speed_ratio_strata_over_torch": ratio,
         "torch": torch_version,
         "transformers": tf_version,
         "torch_attention": attn,
     }
-    print(f"{'':<8}{'step (ms)':>12}{'tokens/s':>12}")
-    print(f"{'strata':<8}{strata_med * 1e3:>12.1f}{tokens / strata_med:>12.0f}")
-    print(f"{'torch':<8}{torch_med * 1e3:>12.1f}{tokens / torch_med:>12.0f}")
-    print(f"strata / torch step time: {strata_med / torch_med:.2f}")
+    print(describe("strata step", strata_ms, "ms"))
+    print(describe("torch step ", torch_ms, "ms"))
+    print(describe("speed ratio strata/torch (torch time / strata time)", ratio, "x"))
+    print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

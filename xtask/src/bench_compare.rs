@@ -2,8 +2,9 @@
 //!
 //! Each area is a Python script in `scripts/` that times both sides on the same inputs with
 //! the same thread count and prints the ratio. The scripts need torch and transformers:
-//! `python3 -m venv .venv && .venv/bin/pip install torch transformers numpy`; the
-//! workspace's `.venv` is used when it exists.
+//! `python3 -m venv .venv && .venv/bin/pip install torch transformers numpy`. The Python is
+//! `--python`, else `STRATA_BENCH_PYTHON`, else the workspace's `.venv` when it exists, else
+//! `python3`.
 
 use std::process::Command;
 
@@ -27,6 +28,19 @@ pub struct Args {
     /// `forward` only: also measure peak RSS while loading this GGUF file.
     #[arg(long)]
     pub gguf: Option<std::path::PathBuf>,
+    /// `forward` only: rows per forward pass.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// `forward` only: tokens per row.
+    #[arg(long)]
+    pub seq: Option<usize>,
+    /// `forward` and `train-step`: interleaved rounds of both sides.
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// The Python with torch and transformers (default: `STRATA_BENCH_PYTHON`, then
+    /// `.venv/bin/python`, then `python3`).
+    #[arg(long)]
+    pub python: Option<std::path::PathBuf>,
 }
 
 /// The benchmarked areas.
@@ -49,10 +63,11 @@ pub enum Area {
 pub fn run(args: &Args) -> Result<()> {
     let root = workspace_root();
     let venv_python = root.join(".venv/bin/python");
-    let python = if venv_python.is_file() {
-        venv_python
-    } else {
-        "python3".into()
+    let python = match (&args.python, std::env::var_os("STRATA_BENCH_PYTHON")) {
+        (Some(python), _) => python.clone(),
+        (None, Some(python)) => python.into(),
+        (None, None) if venv_python.is_file() => venv_python,
+        (None, None) => "python3".into(),
     };
     let script = match args.area {
         Area::Forward => "scripts/bench_forward.py",
@@ -90,6 +105,14 @@ pub fn run(args: &Args) -> Result<()> {
         if let Some(gguf) = &args.gguf {
             command.arg("--gguf").arg(gguf);
         }
+        for (flag, value) in [("--batch", args.batch), ("--seq", args.seq)] {
+            if let Some(value) = value {
+                command.arg(flag).arg(value.to_string());
+            }
+        }
+    }
+    if let (Area::Forward | Area::TrainStep, Some(rounds)) = (args.area, args.rounds) {
+        command.arg("--rounds").arg(rounds.to_string());
     }
     if let Area::TrainStep = args.area {
         // The strata side runs `xtask train-tiny`: this binary, already built in release.
