@@ -1,5 +1,6 @@
 //! Fine-tuning a decoder: one training step shared by every trainer, the fine-tuning loop,
-//! and which parameters may change ([`TrainableParams`], e.g. a KappaTune selection).
+//! which parameters may change ([`TrainableParams`], e.g. a KappaTune selection), and LoRA
+//! adapters trained in the same loop ([`LoraAdapters`]).
 //!
 //! Runs on any burn autodiff backend (`Autodiff<Flex>` on the CPU).
 //!
@@ -27,9 +28,13 @@
 //! # Ok(()) }
 //! ```
 
+mod lora;
 mod step;
 mod trainable;
 
+pub use lora::{
+    LoraAdapters, LoraConfig, LoraFactors, LoraOptimizer, fine_tune_lora, lora_optimizer,
+};
 pub use step::{
     AdamWSettings, DecoderOptimizer, FineTuneConfig, TrainBatch, cross_entropy, fine_tune,
     mean_tail, train_step,

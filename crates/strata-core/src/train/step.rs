@@ -102,6 +102,20 @@ pub fn train_step<B: AutodiffBackend>(
     lr: f64,
     trainable: Option<&TrainableParams>,
 ) -> Result<(Decoder<B>, f64)> {
+    let (loss, value) = batch_loss(&decoder, batch)?;
+    let mut grads = GradientsParams::from_grads(loss.backward(), &decoder);
+    if let Some(trainable) = trainable {
+        trainable.filter(&mut grads, &decoder);
+    }
+    Ok((optim.step(lr, decoder, grads), value))
+}
+
+/// The mean next-token cross-entropy of `batch` under `decoder`, as a graph node and as a
+/// number; a non-finite loss is an error.
+pub(crate) fn batch_loss<B: AutodiffBackend>(
+    decoder: &Decoder<B>,
+    batch: &TrainBatch,
+) -> Result<(Tensor<B, 1>, f64)> {
     let input = TokenBatch {
         ids: batch.inputs.clone(),
         batch: batch.n_rows,
@@ -116,11 +130,7 @@ pub fn train_step<B: AutodiffBackend>(
             value,
         });
     }
-    let mut grads = GradientsParams::from_grads(loss.backward(), &decoder);
-    if let Some(trainable) = trainable {
-        trainable.filter(&mut grads, &decoder);
-    }
-    Ok((optim.step(lr, decoder, grads), value))
+    Ok((loss, value))
 }
 
 /// How a fine-tuning run goes.
@@ -148,19 +158,35 @@ pub fn fine_tune<B: AutodiffBackend>(
     progress: &mut dyn FnMut(usize, f64),
 ) -> Result<(Decoder<B>, Vec<f64>)> {
     let mut optim = config.adamw.init::<B>();
+    if let Some(trainable) = trainable {
+        decoder = trainable.freeze(decoder);
+    }
+    run_steps(config, decoder, progress, &mut |step, decoder| {
+        train_step(decoder, &mut optim, &batch(step), lr(step), trainable)
+    })
+}
+
+/// Runs `step` (which takes the state, returns the next one and the step's loss) until
+/// `config.max_steps` or the target loss; `progress` sees (step, loss) after each. A failing
+/// step is reported with its index. Returns the last state and every loss.
+pub(crate) fn run_steps<S>(
+    config: &FineTuneConfig,
+    mut state: S,
+    progress: &mut dyn FnMut(usize, f64),
+    step: &mut dyn FnMut(usize, S) -> Result<(S, f64)>,
+) -> Result<(S, Vec<f64>)> {
     let mut losses = Vec::with_capacity(config.max_steps);
-    for step in 0..config.max_steps {
-        let (next, loss) = train_step(decoder, &mut optim, &batch(step), lr(step), trainable)
-            .map_err(|e| match e {
-                Error::NonFiniteResult { value, .. } => Error::NonFiniteResult {
-                    what: format!("the training loss at step {step}"),
-                    value,
-                },
-                other => other,
-            })?;
-        decoder = next;
+    for index in 0..config.max_steps {
+        let (next, loss) = step(index, state).map_err(|e| match e {
+            Error::NonFiniteResult { value, .. } => Error::NonFiniteResult {
+                what: format!("the training loss at step {index}"),
+                value,
+            },
+            other => other,
+        })?;
+        state = next;
         losses.push(loss);
-        progress(step, loss);
+        progress(index, loss);
         if let Some(target) = config.target_loss
             && losses.len() >= config.loss_window
             && mean_tail(&losses, config.loss_window) <= target
@@ -168,7 +194,7 @@ pub fn fine_tune<B: AutodiffBackend>(
             break;
         }
     }
-    Ok((decoder, losses))
+    Ok((state, losses))
 }
 
 /// Mean of the last `window` values (all of them when fewer).

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::models::Decoder;
 use crate::models::hf_names::{HfNames, QkvNames};
 use crate::models::norm::NormLayer;
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::Linear;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -148,6 +148,29 @@ impl TrainableParams {
     /// Exactly the named tensors trainable (e.g. a KappaTune selection).
     pub fn only<B: Backend>(decoder: &Decoder<B>, names: &BTreeSet<String>) -> Result<Self> {
         Self::new(decoder, names, |name| names.contains(name))
+    }
+
+    /// `module` with every frozen parameter detached from autodiff, so the backward pass
+    /// computes no gradient for it (the values are unchanged).
+    pub fn freeze<B: AutodiffBackend, M: Module<B>>(&self, module: M) -> M {
+        struct Detach<'a> {
+            trainable: &'a HashSet<ParamId>,
+        }
+        impl<B: AutodiffBackend> ModuleMapper<B> for Detach<'_> {
+            fn map_float<const D: usize>(
+                &mut self,
+                param: Param<Tensor<B, D>>,
+            ) -> Param<Tensor<B, D>> {
+                if self.trainable.contains(&param.id) {
+                    param
+                } else {
+                    param.set_require_grad(false)
+                }
+            }
+        }
+        module.map(&mut Detach {
+            trainable: &self.trainable,
+        })
     }
 
     /// Removes from `grads` the gradient of every parameter of `module` that is frozen.
