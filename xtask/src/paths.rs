@@ -58,6 +58,11 @@ impl Paths {
         self.root.join("datasets/arithmetic")
     }
 
+    /// `datasets/heldout/gpl-3.0.txt`: the held-out forgetting text.
+    pub fn heldout(&self) -> PathBuf {
+        self.root.join("datasets/heldout/gpl-3.0.txt")
+    }
+
     /// `datasets/models/tiny-default`: the embedded default model.
     pub fn tiny_default(&self) -> PathBuf {
         self.root.join("datasets/models/tiny-default")
