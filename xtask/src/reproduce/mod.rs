@@ -1,6 +1,7 @@
 //! `cargo xtask reproduce EXPERIMENT`: experiments from the book, end to end, with their
 //! tables and figures.
 
+pub mod all;
 pub mod kappatune;
 pub mod massive;
 pub mod sparsity;
@@ -32,6 +33,9 @@ pub enum Experiment {
     /// Voids (LAC): per-token layer maps, and accuracy, perplexity and speed with the voids
     /// skipped over an alpha grid (`--model` for a real model).
     Void,
+    /// Every experiment above in turn (into `OUT/<experiment>`), then `OUT/summary.md` and
+    /// `OUT/summary.csv`: each headline number of the papers beside strata's at tiny scale.
+    All,
 }
 
 #[derive(clap::Args)]
@@ -71,6 +75,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<()> {
     match args.experiment {
+        Experiment::All => all::run(args),
         Experiment::Massive => {
             let name = if args.smoke {
                 "massive-smoke"
