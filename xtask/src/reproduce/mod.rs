@@ -15,8 +15,9 @@ use anyhow::Result;
 /// The experiments that can be reproduced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Experiment {
-    /// KappaTune forgetting: lowest-, highest-, random-kappa and all-parameter fine-tuning
-    /// of the tiny default model on arithmetic, forgetting measured on KJV.
+    /// KappaTune forgetting: lowest-, highest-, random-kappa, LoRA and all-parameter
+    /// fine-tuning on arithmetic at one trainable-parameter budget, forgetting measured on KJV
+    /// and a held-out text (the tiny default model, or `--model` for a pretrained one).
     Kappatune,
     /// Massive activations over training: every checkpoint of the tiny suite, the
     /// five-parameter fit of each layer's series with its R^2, and the parameters predicted
@@ -61,14 +62,16 @@ pub struct Args {
     /// Learning rate, constant after the warmup (overrides the preset).
     #[arg(long)]
     lr: Option<f64>,
-    /// Fraction of the candidate tensors trained by the selective methods.
+    /// LoRA rank of `kappatune`'s LoRA arm; its parameter count is every selective arm's
+    /// budget.
     #[arg(long)]
-    top_p: Option<f64>,
-    /// Seed of the data order and of the random selection.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Model folder or `.gguf` file for experiments that take one (`void`; `kappatune` takes an
-    /// HF folder with a `tokenizer.json`).
+    lora_rank: Option<usize>,
+    /// Seeds (data order, random order, LoRA initialisation), comma-separated: every arm runs
+    /// once per seed.
+    #[arg(long, value_delimiter = ',')]
+    seeds: Vec<u64>,
+    /// Model folder or `.gguf` file for experiments that take one (`void`, `steer`; `kappatune`
+    /// takes an HF folder with a `tokenizer.json`).
     #[arg(long)]
     model: Option<PathBuf>,
 }
@@ -156,10 +159,10 @@ pub fn run(args: &Args) -> Result<()> {
             Ok(())
         }
         Experiment::Kappatune => {
-            let mut cfg = if args.smoke {
-                kappatune::Settings::smoke()
-            } else {
-                kappatune::Settings::full()
+            let mut cfg = match (&args.model, args.smoke) {
+                (_, true) => kappatune::Settings::smoke(),
+                (Some(model), false) => kappatune::Settings::pretrained(model),
+                (None, false) => kappatune::Settings::full(),
             };
             if let Some(model) = &args.model {
                 cfg.model = model.display().to_string();
@@ -173,11 +176,11 @@ pub fn run(args: &Args) -> Result<()> {
             if let Some(v) = args.lr {
                 cfg.lr = v;
             }
-            if let Some(v) = args.top_p {
-                cfg.top_p = v;
+            if let Some(v) = args.lora_rank {
+                cfg.lora_rank = v;
             }
-            if let Some(v) = args.seed {
-                cfg.seed = v;
+            if !args.seeds.is_empty() {
+                cfg.seeds = args.seeds.clone();
             }
             let name = if args.smoke {
                 "kappatune-smoke"
