@@ -45,6 +45,8 @@ enum Command {
     Export(commands::export::Args),
     /// Every analysis on one model (default: the embedded tiny model), as one HTML page.
     Report(commands::report::Args),
+    /// Combine the results of sharded runs (`--shard i/n`) into the unsharded run's files.
+    Merge(commands::merge::Args),
 }
 
 // Every layer allocates and frees activation-sized buffers; mimalloc keeps and reuses them
@@ -91,5 +93,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Void(args) => commands::void::run(args),
         Command::Steer(args) => commands::steer::run(args),
         Command::Report(args) => commands::report::run(args),
+        Command::Merge(args) => commands::merge::run(args),
     }
 }

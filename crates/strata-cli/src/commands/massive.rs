@@ -1,21 +1,24 @@
 //! `strata massive`: where the massive activations of a model sit, layer by layer, and how
 //! they emerged over the checkpoints of a training run (`--series`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strata_core::eval::corpus;
-use strata_core::io::{RunManifest, write_json_atomic};
-use strata_core::probe::{Capture, ProbeSet, Site};
-use strata_core::{Model, TokenBatch, Tokenizer};
+use strata_core::io::{RunManifest, write_bytes_atomic, write_json_atomic};
+use strata_core::probe::{Capture, Merge, ProbeSet, Site};
+use strata_core::{Model, Shard, TokenBatch, Tokenizer};
 use strata_massive::{
-    FitConfig, MassiveConfig, MassiveResult, Statistic, discover_series, fit_dynamics, layer_rows,
-    measure_series, measure_with, series_rows, top_rows,
+    FitConfig, MassiveConfig, MassiveEntry, MassiveResult, Statistic, discover_series,
+    fit_dynamics, layer_rows, measure_series, measure_with, series_rows, top_rows,
 };
 
+use super::merge::ShardFile;
 use super::model_args::ModelArgs;
+use super::shard::{self, ShardState};
 use crate::progress;
 use crate::with_backend;
 
@@ -63,6 +66,11 @@ pub struct Args {
     /// mean, and report the perplexity of the measured sequences each way.
     #[arg(long)]
     pub intervene: bool,
+    /// Measure only shard `i/n` of the `--corpus` sequences (numbered from 1: `1/4` to `4/4`,
+    /// contiguous shares; sequences keep their numbers in the whole corpus) and write its
+    /// state to `OUT/shard.json` for `strata merge`. Needs `--corpus` and `--out`.
+    #[arg(long, value_parser = shard::parse_shard)]
+    pub shard: Option<Shard>,
     /// Output folder. One model: `massive.csv`, `top_activations.csv` (each also as
     /// `.parquet`), `massive.json` and figures. A series: `series.csv`, `fits.csv`,
     /// `series.json` and the trajectories figure.
@@ -73,6 +81,9 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
     let spec = args.target.device_spec()?;
+    if let Some(s) = args.shard {
+        check_shard_args(s, args)?;
+    }
     if args.series.is_some() {
         return with_backend!(spec, series_on(args));
     }
@@ -80,6 +91,30 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("give --model (one model) or --series (a folder of checkpoints)");
     }
     with_backend!(spec, massive_on(args))
+}
+
+/// Refuses `--shard` where the sequences cannot be split: a checkpoint series, the
+/// interventions (they need the whole measurement first) and a single sequence.
+fn check_shard_args(shard: Shard, args: &Args) -> Result<()> {
+    if args.series.is_some() {
+        bail!(
+            "--shard {shard} splits the --corpus sequences of one model; --series is not sharded"
+        );
+    }
+    if args.intervene {
+        bail!(
+            "--shard {shard} cannot run --intervene: the interventions start from the \
+             measurement of the whole corpus; run them unsharded"
+        );
+    }
+    if args.corpus.is_none() {
+        bail!(
+            "--shard {shard} splits the sequences of --corpus; --text and --token-ids measure \
+             one sequence"
+        );
+    }
+    shard::require_out(shard, args.out.as_deref())?;
+    Ok(())
 }
 
 /// The sequences to measure, from `--text`, `--token-ids` or `--corpus`.
@@ -136,9 +171,9 @@ fn massive_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     measure_and_write(&model, args, &mut ProbeSet::none()).map(drop)
 }
 
-/// Measures `model` on the sequences `args` names, with `probes` attached to the same
-/// forward passes (ahead of the measurement, so other analyses can share them), prints the
-/// summary and writes the `--out` files.
+/// Measures `model` on the sequences `args` names (with `--shard`, on the shard's share of
+/// them), with `probes` attached to the same forward passes (ahead of the measurement, so
+/// other analyses can share them), prints the summary and writes the `--out` files.
 pub fn measure_and_write<B: Backend>(
     model: &Model<B>,
     args: &Args,
@@ -147,17 +182,115 @@ pub fn measure_and_write<B: Backend>(
     let tokenizer = model.tokenizer_if_any();
     let sequences = sequences(args, tokenizer, model.config().n_ctx)?;
     let config = config_of(args);
-    let bar = progress::bar(sequences.len() as u64, "sequences");
-    let result = measure_with(model, &sequences, &config, probes, &mut |done, _| {
-        bar.set_position(done as u64)
-    })?;
+    let items = match args.shard {
+        Some(s) => shard::take(s, sequences.len(), "sequences")?,
+        None => 0..sequences.len(),
+    };
+    let bar = progress::bar(items.len() as u64, "sequences");
+    let mut result = measure_with(
+        model,
+        &sequences[items.clone()],
+        &config,
+        probes,
+        &mut |done, _| bar.set_position(done as u64),
+    )?;
     bar.finish_and_clear();
+    // A shard numbers its sequences as the whole corpus does.
+    renumber(&mut result, items.start, true);
     let token = |id: u32| {
         tokenizer
             .and_then(|t| t.decode_with_special(&[id]).ok())
             .unwrap_or_else(|| id.to_string())
     };
+    say_summary(&result, &token)?;
+    let mut interventions = Vec::new();
+    if args.intervene {
+        interventions = intervene(model, &sequences, &result)?;
+    }
+    if let Some(out) = &args.out {
+        let model_path = &args.target.model;
+        if !interventions.is_empty() {
+            strata_report::write_table(&out.join("intervention.csv"), &interventions)?;
+        }
+        write_result_files(out, model_path, &result, &token)?;
+        let heatmap = heatmap_of_top_layer(model, &sequences, &result, &token)?;
+        strata_report::plot_token_dim_heatmap(
+            &heatmap.1,
+            32,
+            96,
+            &heatmap_title(heatmap.0, heatmap.2, model_path),
+            &out.join(HEATMAP_FILE),
+        )?;
+        let mut files = result_files();
+        if !interventions.is_empty() {
+            files.push("intervention.csv".into());
+            files.push("intervention.parquet".into());
+        }
+        if let Some(s) = args.shard {
+            let tokens: BTreeMap<u32, String> = result
+                .layers
+                .iter()
+                .flat_map(|l| &l.top)
+                .map(|e| (e.token_id, token(e.token_id)))
+                .collect();
+            let state = MassiveShard {
+                result: result.clone(),
+                tokens,
+                heatmap: (heatmap.0, heatmap.2),
+            };
+            let stream: Vec<u32> = sequences.concat();
+            let settings = BTreeMap::from([
+                ("tokens".into(), shard::tokens_fingerprint(&stream).into()),
+                ("n_seq".into(), sequences.len().into()),
+                ("seq_len".into(), sequences[0].len().into()),
+                ("config".into(), serde_json::to_value(&config)?),
+            ]);
+            ShardState::new(
+                "massive",
+                s,
+                model_path,
+                settings,
+                "sequences",
+                sequences.len(),
+                items,
+                &state,
+            )?
+            .write(out)?;
+            files.push(shard::STATE_FILE.into());
+        }
+        RunManifest::new(model_path.display().to_string(), files).write(out)?;
+        say!("wrote {}", out.display());
+    }
+    Ok(result)
+}
 
+/// The figure of the layer holding the largest magnitude, drawn from one more forward pass.
+const HEATMAP_FILE: &str = "top_layer_heatmap.svg";
+
+/// What `massive --shard` keeps in `shard.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct MassiveShard {
+    /// The shard's measurement, its sequences numbered as in the whole corpus.
+    result: MassiveResult,
+    /// The text of every token id among the kept entries (`strata merge` has no tokenizer).
+    tokens: BTreeMap<u32, String>,
+    /// The (layer, sequence) that the shard's `top_layer_heatmap.svg` shows.
+    heatmap: (usize, usize),
+}
+
+/// Shifts the sequence numbers of `result`'s entries by `offset`, up or down.
+fn renumber(result: &mut MassiveResult, offset: usize, up: bool) {
+    for e in result.layers.iter_mut().flat_map(|l| l.top.iter_mut()) {
+        e.sequence = if up {
+            e.sequence + offset
+        } else {
+            e.sequence - offset
+        };
+    }
+}
+
+/// Prints the per-layer table and the largest massive entries.
+fn say_summary(result: &MassiveResult, token: &dyn Fn(u32) -> String) -> Result<()> {
     say!(
         "{:>5} {:>12} {:>12} {:>12}  massive",
         "layer",
@@ -179,8 +312,8 @@ pub fn measure_and_write<B: Backend>(
     if massive.is_empty() {
         say!(
             "no massive activations (|a| > {} and >= {}x median); lower --abs-threshold for small models",
-            args.abs_threshold,
-            args.ratio_threshold
+            result.config.abs_threshold,
+            result.config.ratio_threshold
         );
     }
     for e in massive.iter().take(12) {
@@ -195,63 +328,132 @@ pub fn measure_and_write<B: Backend>(
             token(e.token_id)
         );
     }
-    let mut interventions = Vec::new();
-    if args.intervene {
-        interventions = intervene(model, &sequences, &result)?;
-    }
-    if let Some(out) = &args.out {
-        if !interventions.is_empty() {
-            strata_report::write_table(&out.join("intervention.csv"), &interventions)?;
+    Ok(())
+}
+
+/// The files of one measurement besides interventions and shard state.
+fn result_files() -> Vec<String> {
+    [
+        "massive.csv",
+        "massive.parquet",
+        "top_activations.csv",
+        "top_activations.parquet",
+        "massive.json",
+        "massive_by_layer.svg",
+        "ratio_by_layer.svg",
+        HEATMAP_FILE,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Writes the tables, `massive.json` and the two by-layer figures of `result`.
+fn write_result_files(
+    out: &Path,
+    model: &Path,
+    result: &MassiveResult,
+    token: &dyn Fn(u32) -> String,
+) -> Result<()> {
+    strata_report::write_table(&out.join("massive.csv"), &layer_rows(result))?;
+    strata_report::write_table(&out.join("top_activations.csv"), &top_rows(result, token))?;
+    write_json_atomic(&out.join("massive.json"), result)?;
+    let name = model_name(model);
+    strata_report::plot_massive_by_layer(
+        result,
+        &format!("largest and median |h| by layer: {name}"),
+        &out.join("massive_by_layer.svg"),
+    )?;
+    strata_report::plot_ratio_bars(
+        result,
+        &format!("top-1 / median |h| by layer: {name}"),
+        &out.join("ratio_by_layer.svg"),
+    )?;
+    Ok(())
+}
+
+fn model_name(model: &Path) -> String {
+    model
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+fn heatmap_title(layer: usize, sequence: usize, model: &Path) -> String {
+    format!(
+        "|h| at blocks.{layer}.hook_resid_post, sequence {sequence}: {}",
+        model_name(model)
+    )
+}
+
+/// The largest entry of any layer (on a tie, the deepest layer's).
+fn top_entry(result: &MassiveResult) -> Result<&MassiveEntry> {
+    result
+        .layers
+        .iter()
+        .filter_map(|l| l.top.first())
+        .max_by(|a, b| a.value.abs().total_cmp(&b.value.abs()))
+        .context("no layer holds an entry")
+}
+
+/// `strata merge` of `massive` shards (checked to be one run, in shard order): the sums,
+/// counts and top entries of every shard's sequences, and the heatmap figure of the shard
+/// that holds the largest entry (it drew the figure the whole run draws).
+pub fn merge_shards(shards: &[ShardFile], out: &Path) -> Result<()> {
+    let mut tokens = BTreeMap::new();
+    let mut results = Vec::with_capacity(shards.len());
+    let mut heatmaps = Vec::with_capacity(shards.len());
+    for s in shards {
+        let part: MassiveShard = s.state.state(&s.path)?;
+        tokens.extend(part.tokens);
+        let mut result = part.result;
+        // Merge numbers the second set's sequences after the first's.
+        if let Some(e) = result
+            .layers
+            .iter()
+            .flat_map(|l| &l.top)
+            .find(|e| !s.state.items.contains(&e.sequence))
+        {
+            bail!(
+                "{}: an entry of sequence {} lies outside the shard's sequences {}..{}",
+                s.path.display(),
+                e.sequence,
+                s.state.items.start,
+                s.state.items.end
+            );
         }
-        strata_report::write_table(&out.join("massive.csv"), &layer_rows(&result))?;
-        strata_report::write_table(&out.join("top_activations.csv"), &top_rows(&result, &token))?;
-        write_json_atomic(&out.join("massive.json"), &result)?;
-        let name = args
-            .target
-            .model
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        strata_report::plot_massive_by_layer(
-            &result,
-            &format!("largest and median |h| by layer: {name}"),
-            &out.join("massive_by_layer.svg"),
-        )?;
-        strata_report::plot_ratio_bars(
-            &result,
-            &format!("top-1 / median |h| by layer: {name}"),
-            &out.join("ratio_by_layer.svg"),
-        )?;
-        let heatmap = heatmap_of_top_layer(model, &sequences, &result, &token)?;
-        strata_report::plot_token_dim_heatmap(
-            &heatmap.1,
-            32,
-            96,
-            &format!(
-                "|h| at blocks.{}.hook_resid_post, sequence {}: {name}",
-                heatmap.0, heatmap.2
-            ),
-            &out.join("top_layer_heatmap.svg"),
-        )?;
-        let mut files: Vec<String> = [
-            "massive.csv",
-            "massive.parquet",
-            "top_activations.csv",
-            "top_activations.parquet",
-            "massive.json",
-            "massive_by_layer.svg",
-            "ratio_by_layer.svg",
-            "top_layer_heatmap.svg",
-        ]
-        .map(String::from)
-        .to_vec();
-        if !interventions.is_empty() {
-            files.push("intervention.csv".into());
-            files.push("intervention.parquet".into());
-        }
-        RunManifest::new(args.target.model.display().to_string(), files).write(out)?;
-        say!("wrote {}", out.display());
+        renumber(&mut result, s.state.items.start, false);
+        results.push(result);
+        heatmaps.push(part.heatmap);
     }
-    Ok(result)
+    let result = results
+        .into_iter()
+        .reduce(Merge::merge)
+        .context("no shards to merge")?;
+    let token = |id: u32| tokens.get(&id).cloned().unwrap_or_else(|| id.to_string());
+    say_summary(&result, &token)?;
+    let model = Path::new(&shards[0].state.model);
+    write_result_files(out, model, &result, &token)?;
+    let top = top_entry(&result)?;
+    let holder = shards
+        .iter()
+        .zip(&heatmaps)
+        .find(|(s, _)| s.state.items.contains(&top.sequence));
+    match holder {
+        Some((s, &heatmap)) if heatmap == (top.layer, top.sequence) => {
+            let figure = s.dir.join(HEATMAP_FILE);
+            let bytes = std::fs::read(&figure)
+                .with_context(|| format!("reading {} to copy it", figure.display()))?;
+            write_bytes_atomic(&out.join(HEATMAP_FILE), &bytes)?;
+        }
+        _ => bail!(
+            "no shard drew the heatmap of layer {} sequence {} (the largest entry of the \
+             merged measurement)",
+            top.layer,
+            top.sequence
+        ),
+    }
+    RunManifest::new(model.display().to_string(), result_files()).write(out)?;
+    say!("wrote {}", out.display());
+    Ok(())
 }
 
 /// `|h|` over (token, dim) at the layer holding the largest magnitude, for the sequence
@@ -262,12 +464,7 @@ fn heatmap_of_top_layer<B: Backend>(
     result: &MassiveResult,
     token: &dyn Fn(u32) -> String,
 ) -> Result<(usize, strata_report::TokenDimMap, usize)> {
-    let top = result
-        .layers
-        .iter()
-        .filter_map(|l| l.top.first())
-        .max_by(|a, b| a.value.abs().total_cmp(&b.value.abs()))
-        .context("no layer holds an entry")?;
+    let top = top_entry(result)?;
     let (layer, sequence) = (top.layer, top.sequence);
     let ids = &sequences[sequence];
     let site = Site::ResidPost { layer };

@@ -2,22 +2,26 @@
 //! (PPL-p% with CETT thresholds), or at a fixed CETT target; and over the checkpoints of a
 //! training run (`--series`), with the Sparsing Law's fitted laws.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::Backend;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strata_core::eval::corpus;
 use strata_core::io::{RunManifest, write_json_atomic};
-use strata_core::{Model, Tokenizer};
+use strata_core::probe::Merge;
+use strata_core::{Model, Shard, Tokenizer};
 use strata_sparsity::{
     DensePass, Law, LawConfig, LawFit, PplSearch, SearchStatus, SearchStep, SeriesTarget,
     SparsityConfig, SparsityResult, SparsitySeries, ThresholdConfig, discover_checkpoints,
     measure_series, planned_passes, recorded_warmup_steps,
 };
 
+use super::merge::ShardFile;
 use super::model_args::ModelArgs;
+use super::shard::{self, ShardState};
 use crate::progress;
 use crate::with_backend;
 
@@ -83,6 +87,12 @@ pub struct Args {
     /// Reproduce the reference code's index wraparound (index -1 picks the largest threshold).
     #[arg(long)]
     pub wraparound: bool,
+    /// With `--cett`: measure only shard `i/n` of the windows (numbered from 1: `1/4` to
+    /// `4/4`, contiguous shares) and write its state to `OUT/shard.json` for `strata merge`.
+    /// Needs `--out`. (The PPL-p% search is not sharded: each bisection step needs the
+    /// perplexity of every window.)
+    #[arg(long, value_parser = shard::parse_shard)]
+    pub shard: Option<Shard>,
     /// Folder for `sparsity.csv` (and `.parquet`), `sparsity.json` and
     /// `sparsity_by_layer.svg`; with `--series`, `series.csv` (and `.parquet`, one row per
     /// checkpoint and layer), `series.json` (the measurements and the fit of each law) and
@@ -132,7 +142,7 @@ struct RunSummary {
 
 /// `sparsity.json`.
 #[derive(Debug, Serialize)]
-struct Summary {
+struct Summary<'a> {
     model: String,
     window: usize,
     n_windows: usize,
@@ -141,12 +151,24 @@ struct Summary {
     n_dense_passes: usize,
     n_sparse_passes: usize,
     dense_wall_s: f64,
-    runs: Vec<RunSummary>,
+    runs: &'a [RunSummary],
 }
 
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
     let spec = args.target.device_spec()?;
+    if let Some(s) = args.shard {
+        if args.series.is_some() {
+            bail!("--shard {s} splits the windows of one model; --series is not sharded");
+        }
+        if args.cett.is_none() {
+            bail!(
+                "--shard {s} needs --cett: a fixed CETT target measures each window on its own, \
+                 while each step of the PPL-p% search needs the perplexity of every window"
+            );
+        }
+        shard::require_out(s, args.out.as_deref())?;
+    }
     if args.series.is_some() {
         return with_backend!(spec, series_on(args));
     }
@@ -233,12 +255,23 @@ fn summary(
 
 fn sparsity_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     let model = args.target.load::<B>(device)?;
-    let tokens = tokens_of(args, model.tokenizer_if_any(), model.config().vocab_size)?;
-    let config = config_of(args, model.config().n_ctx)?;
+    let all_tokens = tokens_of(args, model.tokenizer_if_any(), model.config().vocab_size)?;
+    let whole = config_of(args, model.config().n_ctx)?;
+    // A shard measures its windows of the whole run's (which must fit the corpus).
+    let span = strata_sparsity::windows(&all_tokens, whole.window, whole.n_windows)?.len();
+    let items = match args.shard {
+        Some(s) => shard::take(s, span, "windows")?,
+        None => 0..span,
+    };
+    let tokens = &all_tokens[items.start * whole.window..items.end * whole.window];
+    let config = SparsityConfig {
+        n_windows: items.len(),
+        ..whole.clone()
+    };
 
     let started = Instant::now();
     let bar = progress::bar(config.n_windows as u64, "dense passes");
-    let mut dense = DensePass::run(&model, &tokens, &config, &mut |w, _| {
+    let mut dense = DensePass::run(&model, tokens, &config, &mut |w, _| {
         bar.set_position(w as u64)
     })?;
     bar.finish_and_clear();
@@ -272,13 +305,89 @@ fn sparsity_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
         }
     }
 
+    let passes = Passes {
+        n_dense_passes: dense.n_dense_passes(),
+        n_sparse_passes: dense.n_sparse_passes(),
+        dense_wall_s,
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    say_runs(&config, &runs, &passes)?;
+    if let Some(out) = &args.out {
+        let mut files = write_outputs(out, &args.target.model, &config, &passes, &runs)?;
+        if let (Some(s), [run]) = (args.shard, runs.as_slice()) {
+            let state = SparsityShard {
+                result: run.result.clone(),
+                passes: passes.clone(),
+                run_wall_s: run.wall_s,
+            };
+            let settings = BTreeMap::from([
+                (
+                    "tokens".into(),
+                    shard::tokens_fingerprint(&all_tokens[..span * whole.window]).into(),
+                ),
+                ("config".into(), serde_json::to_value(&whole)?),
+                ("cett".into(), serde_json::to_value(run.cett)?),
+            ]);
+            ShardState::new(
+                "sparsity",
+                s,
+                &args.target.model,
+                settings,
+                "windows",
+                span,
+                items,
+                &state,
+            )?
+            .write(out)?;
+            files.push(shard::STATE_FILE.into());
+        }
+        RunManifest::new(args.target.model.display().to_string(), files).write(out)?;
+        say!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+/// Forward passes and time of a measurement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Passes {
+    n_dense_passes: usize,
+    n_sparse_passes: usize,
+    dense_wall_s: f64,
+    /// The whole measurement, dense passes included.
+    wall_s: f64,
+}
+
+impl Passes {
+    /// The passes and time of two shards together (time summed over the machines).
+    fn add(self, other: &Self) -> Self {
+        Self {
+            n_dense_passes: self.n_dense_passes + other.n_dense_passes,
+            n_sparse_passes: self.n_sparse_passes + other.n_sparse_passes,
+            dense_wall_s: self.dense_wall_s + other.dense_wall_s,
+            wall_s: self.wall_s + other.wall_s,
+        }
+    }
+}
+
+/// What `sparsity --cett C --shard i/n` keeps in `shard.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct SparsityShard {
+    /// The shard's measurement at the CETT target.
+    result: SparsityResult,
+    passes: Passes,
+    /// Time of the sparse passes at the target.
+    run_wall_s: f64,
+}
+
+/// Prints each run's summary and per-layer table.
+fn say_runs(config: &SparsityConfig, runs: &[RunSummary], passes: &Passes) -> Result<()> {
     say!(
         "{} windows of {} tokens; dense PPL {:.3}",
         config.n_windows,
         config.window,
         runs.first().map_or(f64::NAN, |r| r.dense_ppl)
     );
-    for run in &runs {
+    for run in runs {
         let name = run
             .p
             .map_or_else(|| format!("CETT {}", run.cett), |p| format!("PPL-{p}%"));
@@ -311,74 +420,117 @@ fn sparsity_on<B: Backend>(device: &B::Device, args: &Args) -> Result<()> {
     }
     say!(
         "{} dense and {} sparse forward passes, {:.1} s",
-        dense.n_dense_passes(),
-        dense.n_sparse_passes(),
-        started.elapsed().as_secs_f64()
+        passes.n_dense_passes,
+        passes.n_sparse_passes,
+        passes.wall_s
     );
+    Ok(())
+}
 
-    if let Some(out) = &args.out {
-        let rows: Vec<LayerRow> = runs
-            .iter()
-            .flat_map(|run| {
-                run.result.layers.iter().map(move |l| LayerRow {
-                    p: run.p,
-                    cett: run.cett,
-                    layer: l.layer,
-                    threshold: run.thresholds[l.layer],
-                    activation_ratio: l.activation_ratio(),
-                    sparsity: l.sparsity(),
-                    dense_activation_ratio: l.dense_activation_ratio(),
-                    layer_cett: l.cett(),
-                    zero_fraction: l.zero_fraction(),
-                })
+/// Writes `sparsity.csv` (and `.parquet`), `sparsity_by_layer.svg` and `sparsity.json`;
+/// returns the files written, for the manifest.
+fn write_outputs(
+    out: &Path,
+    model: &Path,
+    config: &SparsityConfig,
+    passes: &Passes,
+    runs: &[RunSummary],
+) -> Result<Vec<String>> {
+    let rows: Vec<LayerRow> = runs
+        .iter()
+        .flat_map(|run| {
+            run.result.layers.iter().map(move |l| LayerRow {
+                p: run.p,
+                cett: run.cett,
+                layer: l.layer,
+                threshold: run.thresholds[l.layer],
+                activation_ratio: l.activation_ratio(),
+                sparsity: l.sparsity(),
+                dense_activation_ratio: l.dense_activation_ratio(),
+                layer_cett: l.cett(),
+                zero_fraction: l.zero_fraction(),
             })
-            .collect();
-        strata_report::write_table(&out.join("sparsity.csv"), &rows)?;
-        let series: Vec<(String, Vec<f64>)> = runs
-            .iter()
-            .map(|run| {
-                let name = run.p.map_or_else(
-                    || format!("CETT {}", run.cett),
-                    |p| format!("PPL-{p}% (CETT {:.3})", run.cett),
-                );
-                (name, run.activation_ratios.clone())
-            })
-            .collect();
-        let title = format!(
-            "activation ratio by layer: {}",
-            args.target
-                .model
-                .file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-        );
-        strata_report::plot_activation_ratio_by_layer(
-            &series,
-            &title,
-            &out.join("sparsity_by_layer.svg"),
-        )?;
-        let summary = Summary {
-            model: args.target.model.display().to_string(),
-            window: config.window,
-            n_windows: config.n_windows,
-            n_tokens: config.window * config.n_windows,
-            config: config.clone(),
-            n_dense_passes: dense.n_dense_passes(),
-            n_sparse_passes: dense.n_sparse_passes(),
-            dense_wall_s,
-            runs,
-        };
-        write_json_atomic(&out.join("sparsity.json"), &summary)?;
-        let files = [
-            "sparsity.csv",
-            "sparsity.parquet",
-            "sparsity.json",
-            "sparsity_by_layer.svg",
-        ]
-        .map(String::from)
-        .to_vec();
-        RunManifest::new(args.target.model.display().to_string(), files).write(out)?;
-        say!("wrote {}", out.display());
+        })
+        .collect();
+    strata_report::write_table(&out.join("sparsity.csv"), &rows)?;
+    let series: Vec<(String, Vec<f64>)> = runs
+        .iter()
+        .map(|run| {
+            let name = run.p.map_or_else(
+                || format!("CETT {}", run.cett),
+                |p| format!("PPL-{p}% (CETT {:.3})", run.cett),
+            );
+            (name, run.activation_ratios.clone())
+        })
+        .collect();
+    let title = format!(
+        "activation ratio by layer: {}",
+        model
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
+    strata_report::plot_activation_ratio_by_layer(
+        &series,
+        &title,
+        &out.join("sparsity_by_layer.svg"),
+    )?;
+    let summary = Summary {
+        model: model.display().to_string(),
+        window: config.window,
+        n_windows: config.n_windows,
+        n_tokens: config.window * config.n_windows,
+        config: config.clone(),
+        n_dense_passes: passes.n_dense_passes,
+        n_sparse_passes: passes.n_sparse_passes,
+        dense_wall_s: passes.dense_wall_s,
+        runs,
+    };
+    write_json_atomic(&out.join("sparsity.json"), &summary)?;
+    Ok([
+        "sparsity.csv",
+        "sparsity.parquet",
+        "sparsity.json",
+        "sparsity_by_layer.svg",
+    ]
+    .map(String::from)
+    .to_vec())
+}
+
+/// `strata merge` of `sparsity --cett` shards (checked to be one run, in shard order): the
+/// sums and counts of every shard's windows at the shared target. Times are summed over
+/// the shards.
+pub fn merge_shards(shards: &[ShardFile], out: &Path) -> Result<()> {
+    let mut parts = Vec::with_capacity(shards.len());
+    for s in shards {
+        let part: SparsityShard = s.state.state(&s.path)?;
+        parts.push(part);
     }
+    let run_wall_s = parts.iter().map(|p| p.run_wall_s).sum();
+    let passes = parts
+        .iter()
+        .map(|p| p.passes.clone())
+        .reduce(|a, b| a.add(&b))
+        .context("no shards to merge")?;
+    let result = parts
+        .into_iter()
+        .map(|p| p.result)
+        .reduce(Merge::merge)
+        .context("no shards to merge")?;
+    let config: SparsityConfig = serde_json::from_value(
+        shards[0]
+            .state
+            .settings
+            .get("config")
+            .cloned()
+            .unwrap_or_default(),
+    )
+    .with_context(|| format!("{}: the setting `config`", shards[0].path.display()))?;
+    let runs = vec![summary(None, result, None, run_wall_s)];
+    say_runs(&config, &runs, &passes)?;
+    let model = Path::new(&shards[0].state.model);
+    let files = write_outputs(out, model, &config, &passes, &runs)?;
+    RunManifest::new(model.display().to_string(), files).write(out)?;
+    say!("wrote {}", out.display());
     Ok(())
 }
 

@@ -7,7 +7,8 @@
 //! - [`corpus`]: how a text becomes one token stream (one leading end-of-text token, then
 //!   each line followed by one), so `strata ppl`, the training tools and the analyses report
 //!   the same number for the same text.
-//! - [`perplexity()`]: sliding-window perplexity, as transformers' perplexity guide.
+//! - [`perplexity()`]: sliding-window perplexity, as transformers' perplexity guide;
+//!   [`perplexity_of_windows()`] runs a range of its windows (one shard of a corpus).
 //! - [`tasks`]: the multiple-choice task files of `datasets/tasks/*.jsonl` and their scoring
 //!   by log-likelihood (`acc` and `acc_norm`).
 //! - [`exact_match()`]: greedy generation scored by the answer it starts with.
@@ -36,7 +37,7 @@ mod perplexity;
 pub mod tasks;
 
 pub use exact_match::{ExactMatch, ExactMatchItem, exact_match, leading_number};
-pub use perplexity::{Perplexity, PerplexityConfig, perplexity};
+pub use perplexity::{Perplexity, PerplexityConfig, perplexity, perplexity_of_windows};
 pub use tasks::{
     MultipleChoiceAccuracy, TaskItem, continuation_log_probs, item_tokens, read_task_dir,
     read_task_file, score_item, score_task,

@@ -71,6 +71,15 @@ impl PerplexityConfig {
         Self::new(window, (window / 2).max(1))
     }
 
+    /// How many windows a sliding-window perplexity of `n_tokens` tokens runs (0 for fewer
+    /// than 2 tokens): the units [`perplexity_of_windows`] shards.
+    pub fn n_windows(&self, n_tokens: usize) -> usize {
+        if n_tokens < 2 || self.stride == 0 {
+            return 0;
+        }
+        sliding_windows(n_tokens, self.window, self.stride).len()
+    }
+
     /// Fails if the window is longer than the model's context.
     pub fn check_fits(&self, config: &ModelConfig) -> Result<()> {
         if self.window > config.n_ctx {
@@ -96,6 +105,24 @@ pub fn perplexity<B: Backend>(
     probes: &mut ProbeSet<'_, B>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Perplexity> {
+    let all = 0..config.n_windows(tokens.len());
+    perplexity_of_windows(model, tokens, config, all, probes, progress)
+}
+
+/// [`perplexity`] of only the windows `windows` (indices among the
+/// [`PerplexityConfig::n_windows`] windows of the whole run), for one shard of a corpus.
+/// Each window predicts exactly the tokens it predicts in the whole run, so the results of
+/// disjoint ranges [`Merge`] into the whole run's (up to the order of the f64 sums, and
+/// windows may go through the model in other groups). `progress` is called with (tokens
+/// done, tokens total) of the whole stream.
+pub fn perplexity_of_windows<B: Backend>(
+    model: &Model<B>,
+    tokens: &[u32],
+    config: &PerplexityConfig,
+    windows: std::ops::Range<usize>,
+    probes: &mut ProbeSet<'_, B>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Perplexity> {
     if tokens.len() < 2 {
         return Err(Error::EmptyInput {
             what: format!(
@@ -107,10 +134,24 @@ pub fn perplexity<B: Backend>(
     let PerplexityConfig { window, stride } = PerplexityConfig::new(config.window, config.stride)?;
     config.check_fits(&model.config)?;
     let decoder = model.decoder()?;
+    let all = sliding_windows(tokens.len(), window, stride);
+    if windows.start > windows.end || windows.end > all.len() {
+        return Err(Error::InvalidArgument {
+            what: "windows".into(),
+            reason: format!(
+                "{}..{} is not a range of the {} windows of {} tokens (window {window}, \
+                 stride {stride})",
+                windows.start,
+                windows.end,
+                all.len(),
+                tokens.len()
+            ),
+        });
+    }
+    let windows = &all[windows];
     // Every window is `window` long but perhaps the last: equal windows go through the model
     // together, about TOKENS_PER_PASS tokens per forward pass, so the matrix products are
     // large enough to keep every core busy. The result is the same as one window at a time.
-    let windows = sliding_windows(tokens.len(), window, stride);
     let per_pass = (TOKENS_PER_PASS / window).max(1);
     let mut result = Perplexity {
         nll_sum: 0.0,
