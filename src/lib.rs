@@ -18,6 +18,9 @@
 //!
 //! # Cargo features
 //! - `wgpu`: the WebGPU backend (any GPU vendor, or Mesa's software Vulkan on a CPU).
+//! - `vulkan`: wgpu forced onto Vulkan (SPIR-V kernels).
+//! - `metal`: wgpu forced onto Metal.
+//! - `cuda`: NVIDIA CUDA (kernels compiled at run time by NVRTC).
 #![warn(missing_docs)]
 
 pub use strata_core as core;
