@@ -25,11 +25,9 @@ mod gpt2_small;
 use strata::core::probe::{Capture, ProbeSet, Site};
 use strata::core::{DeviceSpec, Model, TokenBatch};
 
-// The forward pass allocates and frees activation-sized buffers in every layer; mimalloc
-// reuses them where the system allocator hands them back to the kernel (see the book's
-// performance chapter).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The binaries' allocator: mimalloc, keeping freed activation buffers for reuse.
+#[path = "../crates/strata-cli/src/allocator.rs"]
+mod allocator;
 
 /// Calls `$run::<Backend>(&device, args...)` on the backend a [`DeviceSpec`] names, as the
 /// command line does; GPU arms exist only when their cargo feature is enabled.
@@ -63,6 +61,7 @@ fn device_arg(args: &[String], idx: usize) -> Result<DeviceSpec, Box<dyn std::er
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    allocator::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("write-random") => gpt2_small::write_random(Path::new(&args[1])),

@@ -42,12 +42,11 @@ enum Command {
     FetchReal(fetch_real::Args),
 }
 
-// Every layer allocates and frees activation-sized buffers; mimalloc keeps and reuses them
-// where the system allocator returns them to the kernel and faults them in again.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "../../crates/strata-cli/src/allocator.rs"]
+mod allocator;
 
 fn main() -> anyhow::Result<()> {
+    allocator::keep_freed_memory();
     match Cli::parse().command {
         Command::TrainTokenizer(args) => train_tokenizer::run(&args),
         Command::Baselines(args) => baselines::run(&args),

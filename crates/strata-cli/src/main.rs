@@ -2,6 +2,7 @@
 
 #[macro_use]
 mod stdout;
+mod allocator;
 mod backend;
 mod commands;
 mod progress;
@@ -49,12 +50,8 @@ enum Command {
     Merge(commands::merge::Args),
 }
 
-// Every layer allocates and frees activation-sized buffers; mimalloc keeps and reuses them
-// where the system allocator returns them to the kernel and faults them in again.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
+    allocator::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")

@@ -195,7 +195,16 @@ fn an_observing_probe_leaves_the_forward_pass_unchanged() {
             .unwrap(),
     );
     drop(observe);
-    assert_eq!(plain, probed);
+    // A probe at `attn.hook_pattern` needs the pattern, so attention takes the generic path
+    // instead of the fused CPU kernel: the logits agree to rounding, not bit for bit.
+    assert_eq!(plain.shape, probed.shape);
+    let diff = plain
+        .data
+        .iter()
+        .zip(&probed.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "the observed pass differs by {diff}");
     // Every rank-3 site (the pattern is seen through `hook_pattern`, not a closure).
     let rank3 = Site::all(model.config())
         .iter()

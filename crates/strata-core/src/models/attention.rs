@@ -5,6 +5,7 @@ use burn::nn::Linear;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Tensor, backend::Backend};
 
+use super::flex;
 use super::rotary::{self, RotaryTables};
 use crate::error::Result;
 use crate::probe::{HookContext, ProbeSet, Site};
@@ -127,9 +128,16 @@ impl<B: Backend> Attention<B> {
             Some(tables) => rotary::apply(q, &tables.q_cos, &tables.q_sin, &tables.rotate_half),
             None => q.mul_scalar(1.0 / (dh as f64).sqrt()),
         };
-        let q = q.reshape([batch, pos, h, dh]).swap_dims(1, 2);
         let (k, v) = self.keys_values(x, rotary);
         let (mut k, mut v) = Self::extend_cache(k, v, cache);
+        let q = q.reshape([batch, pos, h * dh]);
+        if !probes.wants(Site::AttnPattern { layer })
+            && let Some(z) = flex::attention::attend(&q, &k, &v, mask, h)
+        {
+            let z = probes.apply(Site::AttnZ { layer }, z, ctx)?;
+            return Ok(self.o.forward(z));
+        }
+        let q = q.reshape([batch, pos, h, dh]).swap_dims(1, 2);
         let n_keys = k.dims()[2];
         if kvh != h {
             let n_rep = h / kvh;

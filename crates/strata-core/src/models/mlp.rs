@@ -5,6 +5,7 @@ use burn::nn::Linear;
 use burn::tensor::activation::{gelu, relu, silu};
 use burn::tensor::{Tensor, backend::Backend};
 
+use super::flex;
 use crate::config::Activation;
 use crate::error::Result;
 use crate::probe::{HookContext, ProbeSet, Site};
@@ -56,10 +57,16 @@ impl<B: Backend> Mlp<B> {
             self.up_or_gate.forward(x.clone()),
             ctx,
         )?;
-        let act = activate(self.activation, pre);
-        let post = match &self.up {
-            Some(up) => act * up.forward(x),
-            None => act,
+        let up = self.up.as_ref().map(|up| up.forward(x));
+        let post = match flex::activation::activate_gated(self.activation, pre, up) {
+            Ok(post) => post,
+            Err((pre, up)) => {
+                let act = activate(self.activation, pre);
+                match up {
+                    Some(up) => act * up,
+                    None => act,
+                }
+            }
         };
         let post = probes.apply(Site::MlpPost { layer }, post, ctx)?;
         Ok(self.down.forward(post))

@@ -10,6 +10,7 @@ mod bert;
 mod cache;
 mod decoder;
 mod export;
+mod flex;
 mod gguf_model;
 pub(crate) mod hf_names;
 mod init;
