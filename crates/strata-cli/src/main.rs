@@ -48,6 +48,9 @@ enum Command {
     Report(commands::report::Args),
     /// Combine the results of sharded runs (`--shard i/n`) into the unsharded run's files.
     Merge(commands::merge::Args),
+    /// Serve this machine's device to `--device remote:ws://HOST:PORT` elsewhere (feature
+    /// `server`).
+    ServeDevice(commands::serve_device::Args),
 }
 
 fn main() -> ExitCode {
@@ -91,5 +94,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Steer(args) => commands::steer::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Merge(args) => commands::merge::run(args),
+        Command::ServeDevice(args) => commands::serve_device::run(args),
     }
 }

@@ -228,3 +228,38 @@ fn bad_input_exits_with_a_message_naming_the_problem() {
         "tokenizer.json",
     );
 }
+
+#[test]
+fn remote_devices_and_serving_name_their_cargo_features_when_missing() {
+    let model = workspace().join("datasets/models/tiny-default");
+    let model = model.to_str().unwrap();
+    if !cfg!(feature = "remote") {
+        fails_with(
+            &[
+                "generate",
+                "--model",
+                model,
+                "--text",
+                "hello",
+                "--device",
+                "remote:ws://127.0.0.1:3000",
+            ],
+            "--features remote",
+        );
+    }
+    if !cfg!(feature = "server") {
+        fails_with(&["serve-device"], "--features server");
+    }
+    fails_with(
+        &[
+            "generate",
+            "--model",
+            model,
+            "--text",
+            "hello",
+            "--device",
+            "remote:wss://127.0.0.1:3000",
+        ],
+        "malformed remote URL",
+    );
+}

@@ -30,10 +30,15 @@
 //!   choose one from a [`DeviceSpec`].
 //! - It evaluates with probes attached ([`eval`]) and fine-tunes ([`train`]: one training
 //!   step, AdamW, frozen parameters).
-//! - It does not reach the network: models come from local folders and `.gguf` files.
+//! - It does not reach the network: models come from local folders and `.gguf` files. The
+//!   one exception is opt-in: with the `remote` feature, a device on another machine that the
+//!   caller names (`device::remote_device`).
 //!
 //! # Cargo features
 //! - `wgpu`, `vulkan`, `metal`, `cuda`: the GPU backends (flex, the CPU backend, is always on).
+//! - `remote`: burn's remote backend, a device on another machine ([`DeviceSpec::Remote`],
+//!   `device::remote_device`); `server`: serve a local device to such clients
+//!   (`device::serve`).
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 

@@ -11,6 +11,7 @@ pub mod merge;
 mod model_args;
 pub mod ppl;
 pub mod report;
+pub mod serve_device;
 mod shard;
 pub mod sparsity;
 pub mod spectra;

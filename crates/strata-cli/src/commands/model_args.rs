@@ -15,7 +15,8 @@ pub struct ModelArgs {
     /// `.gguf` file.
     #[arg(long)]
     pub model: PathBuf,
-    /// Device: flex (CPU), wgpu, vulkan, metal, cuda[:N].
+    /// Device: flex (CPU), wgpu, vulkan, metal, cuda[:N], or remote:ws://HOST:PORT (a device
+    /// served by `strata serve-device`).
     #[arg(long, default_value = "flex")]
     pub device: String,
     /// Refuse loads and forward passes estimated to need more than this many bytes (suffixes
