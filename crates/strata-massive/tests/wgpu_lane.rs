@@ -39,13 +39,25 @@ fn same_on_wgpu_as_on_cpu(fixture: &str) {
     assert_eq!(gpu.layers.len(), cpu.layers.len());
     for (g, c) in gpu.layers.iter().zip(&cpu.layers) {
         let layer = c.layer;
-        close(&format!("{fixture} layer {layer} top-1"), g.mean_top1(), c.mean_top1());
-        close(&format!("{fixture} layer {layer} median"), g.mean_median(), c.mean_median());
+        close(
+            &format!("{fixture} layer {layer} top-1"),
+            g.mean_top1(),
+            c.mean_top1(),
+        );
+        close(
+            &format!("{fixture} layer {layer} median"),
+            g.mean_median(),
+            c.mean_median(),
+        );
         assert_eq!(g.top.len(), c.top.len());
         for (ge, ce) in g.top.iter().zip(&c.top) {
             let at = |e: &strata_massive::MassiveEntry| (e.sequence, e.position, e.dim);
             assert_eq!(at(ge), at(ce), "{fixture} layer {layer}: a top value moved");
-            close(&format!("{fixture} layer {layer} value"), ge.value, ce.value);
+            close(
+                &format!("{fixture} layer {layer} value"),
+                ge.value,
+                ce.value,
+            );
         }
     }
 }
